@@ -1,0 +1,28 @@
+//! `neighborbid-scheduler`: closes ended auctions exactly once and runs reconciliation sweeps.
+
+use anyhow::Context;
+use clap::Parser;
+use neighborbid_shared::config::Config;
+use neighborbid_shared::{db, health, shutdown, telemetry};
+
+/// NeighborBid scheduler. Several replicas may run; PostgreSQL locks keep each task exactly-once.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Cli {} = Cli::parse();
+    let config = Config::from_env()?;
+    let _telemetry = telemetry::init("neighborbid-scheduler", &config);
+    let pool = db::connect(&config).context("failed to configure the database pool")?;
+    let redis = redis::Client::open(config.redis_url.expose()).context("invalid REDIS_URL")?;
+    tokio::select! {
+        () = health::wait_until_ready(&pool, &redis) => tracing::info!("scheduler ready"),
+        () = shutdown::signal() => return Ok(()),
+    }
+    shutdown::signal().await;
+    pool.close().await;
+    tracing::info!("scheduler stopped");
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! People who buy and sell: sign-up rules, stored accounts, passwords and login sessions.
+
+mod credentials;
+mod password;
+mod sessions;
+mod store;
+
+pub use credentials::{Email, NewUser, Password, Username};
+pub use password::{hash_password, verify_password};
+pub use sessions::{NewSession, SessionToken, authenticate, create_session, revoke_session};
+pub use store::{create_admin, find_by_id, find_by_username, insert_user};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::validation::ValidationError;
+
+/// A registered account as other code sees it (never with its password hash).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct User {
+    /// Stable identifier.
+    pub id: i64,
+    /// Lower-case handle, unique.
+    pub username: String,
+    /// Contact address, unique.
+    pub email: String,
+    /// Home region, the default for the user's auctions.
+    pub region_id: Option<i64>,
+    /// Operators may call the admin endpoints.
+    pub is_admin: bool,
+    /// When the account was made.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Why an account operation was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserError {
+    /// Input broke a sign-up rule.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Another account has this username (compared case-insensitively).
+    #[error("username is taken")]
+    UsernameTaken,
+    /// Another account has this email address.
+    #[error("email is already registered")]
+    EmailTaken,
+    /// The home region does not exist.
+    #[error("unknown region")]
+    UnknownRegion,
+    /// Wrong username or password; deliberately does not say which.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Hashing failed (out of memory or a broken stored hash).
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}

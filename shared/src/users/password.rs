@@ -1,0 +1,53 @@
+//! argon2id password hashing, off the async threads because it is deliberately slow.
+
+use std::sync::LazyLock;
+
+use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
+
+use super::UserError;
+
+/// Hashes `password` with argon2id and a random salt, in PHC string form.
+pub async fn hash_password(password: &str) -> Result<String, UserError> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|e| UserError::Hashing(e.to_string()))
+    })
+    .await
+    .map_err(|e| UserError::Hashing(e.to_string()))?
+}
+
+/// A hash of a password nobody has, verified when the user does not exist so that a failed login
+/// takes as long whether or not the username is registered.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(b"no-such-user-password", &salt)
+        .expect("hashing a constant cannot fail")
+        .to_string()
+});
+
+/// Whether `password` matches `stored_hash`; with no hash, spends the same time and says no.
+pub async fn verify_password(
+    password: &str,
+    stored_hash: Option<String>,
+) -> Result<bool, UserError> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let known_user = stored_hash.is_some();
+        let hash_text = stored_hash.unwrap_or_else(|| DUMMY_HASH.clone());
+        let hash = PasswordHash::new(&hash_text).map_err(|e| UserError::Hashing(e.to_string()))?;
+        let matches = Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok();
+        Ok(known_user && matches)
+    })
+    .await
+    .map_err(|e| UserError::Hashing(e.to_string()))?
+}

@@ -1,0 +1,92 @@
+//! Stored accounts.
+
+use sqlx::PgConnection;
+
+use super::{NewUser, User, UserError, hash_password};
+use crate::db::violates;
+
+/// Stores a new account. Uniqueness is left to the database's indexes, so two sign-ups racing for
+/// one name cannot both win.
+pub async fn insert_user(
+    conn: &mut PgConnection,
+    new: &NewUser,
+    is_admin: bool,
+) -> Result<User, UserError> {
+    let password_hash = hash_password(new.password.expose()).await?;
+    // The user's two wallet accounts are created by the same statement: no account-less user exists.
+    sqlx::query_as(
+        "WITH new_user AS ( \
+             INSERT INTO users (username, email, password_hash, region_id, is_admin) VALUES ($1, $2, $3, $4, $5) \
+             RETURNING id, username, email, region_id, is_admin, created_at), \
+         wallet AS ( \
+             INSERT INTO accounts (user_id, kind) SELECT id, kind FROM new_user, unnest(ARRAY['available', 'held']) AS kind) \
+         SELECT * FROM new_user",
+    )
+    .bind(new.username.as_str())
+    .bind(new.email.as_str())
+    .bind(password_hash)
+    .bind(new.region_id)
+    .bind(is_admin)
+    .fetch_one(conn)
+    .await
+    .map_err(|err| {
+        if violates(&err, "users_username_key") {
+            UserError::UsernameTaken
+        } else if violates(&err, "users_email_key") {
+            UserError::EmailTaken
+        } else if violates(&err, "users_region_id_fkey") {
+            UserError::UnknownRegion
+        } else {
+            UserError::Database(err)
+        }
+    })
+}
+
+/// Creates an operator account, or promotes and re-passwords an existing one with that username.
+pub async fn create_admin(conn: &mut PgConnection, new: &NewUser) -> Result<User, UserError> {
+    let password_hash = hash_password(new.password.expose()).await?;
+    let promoted: Option<User> = sqlx::query_as(
+        "UPDATE users SET is_admin = TRUE, password_hash = $2 WHERE lower(username) = $1 \
+         RETURNING id, username, email, region_id, is_admin, created_at",
+    )
+    .bind(new.username.as_str())
+    .bind(&password_hash)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match promoted {
+        Some(user) => Ok(user),
+        None => insert_user(conn, new, true).await,
+    }
+}
+
+/// The account with this id.
+pub async fn find_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, username, email, region_id, is_admin, created_at FROM users WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+#[derive(sqlx::FromRow)]
+struct UserWithHash {
+    #[sqlx(flatten)]
+    user: User,
+    password_hash: String,
+}
+
+/// The account with this username (any case) and its password hash, for login.
+pub async fn find_by_username(
+    conn: &mut PgConnection,
+    username: &str,
+) -> Result<Option<(User, String)>, sqlx::Error> {
+    let row: Option<UserWithHash> = sqlx::query_as(
+        "SELECT id, username, email, region_id, is_admin, created_at, password_hash FROM users \
+         WHERE lower(username) = lower($1)",
+    )
+    .bind(username.trim())
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|row| (row.user, row.password_hash)))
+}

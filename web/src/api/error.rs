@@ -1,0 +1,219 @@
+//! One JSON error shape for every failure, with a stable snake_case `code`.
+//!
+//! Handlers return `Result<_, ApiError<E>>` where `E` names the statuses that endpoint can answer
+//! with, so the OpenAPI document lists exactly those. Errors raised by poem itself (malformed JSON,
+//! bad parameters, missing tokens, unknown routes, oversized bodies) are rendered into the same shape
+//! by [`render_poem_error`].
+
+use std::marker::PhantomData;
+
+use poem::http::StatusCode;
+use poem::web::Json as PoemJson;
+use poem::{IntoResponse, Response};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::{ApiResponse, Object};
+use serde_json::Value;
+
+/// The body of every error response.
+#[derive(Debug, Object, serde::Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, for programs (`code`) and for people (`message`).
+#[derive(Debug, Object, serde::Deserialize)]
+pub struct ErrorDetail {
+    /// Stable snake_case code, e.g. `username_taken`; safe to branch on.
+    pub code: String,
+    /// A sentence for people; may change between versions.
+    pub message: String,
+    /// Structured context such as the offending `field` or the `minimum` acceptable amount.
+    pub details: Value,
+}
+
+/// A set of statuses one endpoint can answer with, and what each means there.
+pub trait ErrorSet: Send + Sync + 'static {
+    /// (status, description) pairs in the order the spec lists them.
+    const STATUSES: &'static [(u16, &'static str)];
+}
+
+/// An error answer. `E` only documents which statuses are possible; any status renders the same way.
+pub struct ApiError<E: ErrorSet> {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Value,
+    endpoint: PhantomData<E>,
+}
+
+impl<E: ErrorSet> std::fmt::Debug for ApiError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.message)
+    }
+}
+
+impl<E: ErrorSet> ApiError<E> {
+    /// An error with `status`, `code` and a human `message`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Object(Default::default()),
+            endpoint: PhantomData,
+        }
+    }
+
+    /// Adds structured context.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// A failure that is ours, not the client's: logged in full, reported without internals.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "something went wrong on our side; please retry",
+        )
+    }
+
+    /// 404 for a resource that does not exist (or that the caller may not know exists).
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+}
+
+impl<E: ErrorSet> From<neighborbid_shared::validation::ValidationError> for ApiError<E> {
+    fn from(err: neighborbid_shared::validation::ValidationError) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, err.code, err.to_string())
+            .with_details(serde_json::json!({ "field": err.field }))
+    }
+}
+
+impl<E: ErrorSet> From<sqlx::Error> for ApiError<E> {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                tracing::warn!(error = %err, "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unavailable; please retry",
+                )
+            }
+            err => Self::internal(err),
+        }
+    }
+}
+
+fn json_response(status: StatusCode, code: &str, message: String, details: Value) -> Response {
+    let body =
+        serde_json::json!({ "error": { "code": code, "message": message, "details": details } });
+    PoemJson(body).with_status(status).into_response()
+}
+
+impl<E: ErrorSet> IntoResponse for ApiError<E> {
+    fn into_response(self) -> Response {
+        json_response(self.status, self.code, self.message, self.details)
+    }
+}
+
+impl<E: ErrorSet> From<ApiError<E>> for poem::Error {
+    fn from(err: ApiError<E>) -> Self {
+        poem::Error::from_response(err.into_response())
+    }
+}
+
+impl<E: ErrorSet> ApiResponse for ApiError<E> {
+    fn meta() -> MetaResponses {
+        let responses = E::STATUSES
+            .iter()
+            .map(|&(status, description)| MetaResponse {
+                description,
+                status: Some(status),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/json; charset=utf-8",
+                    schema: <ErrorBody as poem_openapi::types::Type>::schema_ref(),
+                }],
+                headers: vec![],
+            })
+            .collect();
+        MetaResponses { responses }
+    }
+
+    fn register(registry: &mut Registry) {
+        <ErrorBody as poem_openapi::types::Type>::register(registry);
+    }
+}
+
+/// Renders any error that reached the top of the app in the JSON shape. Errors our handlers built
+/// are already JSON and pass through; poem's own get a code by their kind.
+pub async fn render_poem_error(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    if status.is_server_error() {
+        tracing::error!(error = %err, status = status.as_u16(), "request failed");
+        return json_response(
+            status,
+            "internal_error",
+            "something went wrong on our side; please retry".into(),
+            Value::Null,
+        );
+    }
+    let code = poem_error_code(&err, status);
+    json_response(
+        status,
+        code,
+        err.to_string(),
+        Value::Object(Default::default()),
+    )
+}
+
+fn poem_error_code(err: &poem::Error, status: StatusCode) -> &'static str {
+    use poem_openapi::error::{
+        AuthorizationError, ContentTypeError, ParseParamError, ParseRequestPayloadError,
+    };
+    if err.is::<ParseRequestPayloadError>() {
+        "malformed_body"
+    } else if err.is::<ContentTypeError>() {
+        "unsupported_content_type"
+    } else if err.is::<ParseParamError>() {
+        "invalid_parameter"
+    } else if err.is::<AuthorizationError>() {
+        "unauthorized"
+    } else {
+        match status {
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_content_type",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+            _ => "bad_request",
+        }
+    }
+}
+
+/// Declares an [`ErrorSet`] for a group of endpoints.
+macro_rules! error_set {
+    ($(#[$meta:meta])* $name:ident { $($status:literal => $description:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        pub struct $name;
+        impl $crate::api::error::ErrorSet for $name {
+            const STATUSES: &'static [(u16, &'static str)] = &[$(($status, $description)),+];
+        }
+    };
+}
+pub(crate) use error_set;

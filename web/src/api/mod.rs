@@ -1,0 +1,50 @@
+//! The REST API under `/api/v1`: one poem-openapi struct per tag, thin handlers over `shared`.
+
+mod auth;
+pub mod error;
+mod reference;
+mod sessions;
+mod users;
+
+use poem_openapi::{OpenApiService, Tags};
+
+/// The groups endpoints are listed under in the spec and Swagger UI.
+#[derive(Tags)]
+enum ApiTags {
+    /// Sign-up and profiles.
+    Users,
+    /// Logging in and out.
+    Sessions,
+    /// Regions and categories.
+    Reference,
+}
+
+type Apis = (
+    users::UsersApi,
+    sessions::SessionsApi,
+    reference::ReferenceApi,
+);
+
+/// The OpenAPI service: every endpoint, documented, served under `/api/v1`.
+pub fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (users::UsersApi, sessions::SessionsApi, reference::ReferenceApi),
+        "NeighborBid API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Neighbourhood auctions with an in-app wallet. Authenticate with `Authorization: Bearer <token>` \
+         from `POST /sessions`. Every error has the shape `{\"error\": {\"code\", \"message\", \"details\"}}` \
+         with a stable snake_case `code`. Money is integer KRW.",
+    )
+    .server("/api/v1")
+}
+
+/// A page of a list: `{"items": [...], "next_cursor": "..." | null}`.
+#[derive(poem_openapi::Object)]
+pub struct Page<T: poem_openapi::types::ParseFromJSON + poem_openapi::types::ToJSON> {
+    /// The items on this page.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}

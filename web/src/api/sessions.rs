@@ -1,0 +1,103 @@
+//! Logging in and out.
+
+use chrono::{DateTime, Utc};
+use neighborbid_shared::users::{self, UserError};
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::ApiTags;
+use super::auth::BearerAuth;
+use super::error::{ApiError, error_set};
+use super::users::{AuthenticatedErrors, UserView, user_error};
+use crate::state::AppState;
+
+error_set!(
+    /// Errors of login.
+    LoginErrors {
+        400 => "malformed body",
+        401 => "`invalid_credentials`: wrong username or password (the same answer whether or not the user exists)",
+        413 => "body too large",
+        503 => "the database is unavailable",
+    }
+);
+
+/// Login details.
+#[derive(Object)]
+pub struct LoginRequest {
+    /// The account's username (any case).
+    pub username: String,
+    /// The account's password.
+    #[oai(write_only)]
+    pub password: String,
+}
+
+/// A new session.
+#[derive(Object)]
+pub struct SessionView {
+    /// Send as `Authorization: Bearer <token>`. Shown only once.
+    pub token: String,
+    /// When the token stops working.
+    pub expires_at: DateTime<Utc>,
+    /// Who logged in.
+    pub user: UserView,
+}
+
+#[derive(ApiResponse)]
+enum LoginResponse {
+    /// Logged in.
+    #[oai(status = 201)]
+    Created(Json<SessionView>),
+}
+
+#[derive(ApiResponse)]
+enum LogoutResponse {
+    /// The token no longer works.
+    #[oai(status = 204)]
+    LoggedOut,
+}
+
+/// Sessions.
+pub struct SessionsApi;
+
+#[OpenApi(tag = "ApiTags::Sessions")]
+impl SessionsApi {
+    /// Log in: exchange a username and password for a bearer token.
+    #[oai(path = "/sessions", method = "post")]
+    async fn login(
+        &self,
+        state: Data<&AppState>,
+        body: Json<LoginRequest>,
+    ) -> Result<LoginResponse, ApiError<LoginErrors>> {
+        let mut conn = state.pool.acquire().await?;
+        let found = users::find_by_username(&mut conn, &body.username).await?;
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), Some(hash)),
+            None => (None, None),
+        };
+        let valid = users::verify_password(&body.password, hash)
+            .await
+            .map_err(user_error)?;
+        let Some(user) = user.filter(|_| valid) else {
+            return Err(user_error(UserError::InvalidCredentials));
+        };
+        let session = users::create_session(&mut conn, user.id, state.config.session_ttl).await?;
+        Ok(LoginResponse::Created(Json(SessionView {
+            token: session.token.expose().to_owned(),
+            expires_at: session.expires_at,
+            user: user.into(),
+        })))
+    }
+
+    /// Log out: revoke the token used for this request.
+    #[oai(path = "/sessions/current", method = "delete")]
+    async fn logout(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<LogoutResponse, ApiError<AuthenticatedErrors>> {
+        let mut conn = state.pool.acquire().await?;
+        users::revoke_session(&mut conn, auth.0.session_id).await?;
+        Ok(LogoutResponse::LoggedOut)
+    }
+}

@@ -1,0 +1,144 @@
+//! Sign-up and the caller's own profile.
+
+use chrono::{DateTime, Utc};
+use neighborbid_shared::users::{self, NewUser, User, UserError};
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::ApiTags;
+use super::auth::BearerAuth;
+use super::error::{ApiError, ErrorSet, error_set};
+use crate::state::AppState;
+
+error_set!(
+    /// Errors of sign-up.
+    SignUpErrors {
+        400 => "malformed body",
+        409 => "`username_taken` or `email_taken`",
+        413 => "body too large",
+        422 => "`invalid_username`, `invalid_email`, `password_too_short`, `password_too_long` or `unknown_region`; `details.field` names the field",
+        503 => "the database is unavailable",
+    }
+);
+
+error_set!(
+    /// Errors of endpoints that only need a valid token.
+    AuthenticatedErrors {
+        401 => "missing, invalid, expired or revoked token",
+        503 => "the database is unavailable",
+    }
+);
+
+/// Sign-up details.
+#[derive(Object)]
+pub struct SignUpRequest {
+    /// 3–30 characters of a-z, 0-9 and `_`; case is ignored (`Minji` is `minji`).
+    pub username: String,
+    /// Contact address; winners and sellers are emailed here.
+    pub email: String,
+    /// At least 10 characters.
+    #[oai(write_only)]
+    pub password: String,
+    /// Home region: the default region of the user's auctions.
+    pub region_id: Option<i64>,
+}
+
+/// A user's account as its owner sees it.
+#[derive(Object)]
+pub struct UserView {
+    /// Stable identifier.
+    pub id: i64,
+    /// Lower-case handle.
+    pub username: String,
+    /// Contact address.
+    pub email: String,
+    /// Home region.
+    pub region_id: Option<i64>,
+    /// Operators may call the admin endpoints.
+    pub is_admin: bool,
+    /// When the account was made.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            region_id: u.region_id,
+            is_admin: u.is_admin,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// The result of a sign-up.
+#[derive(ApiResponse)]
+enum SignUpResponse {
+    /// The account exists; log in with `POST /sessions`.
+    #[oai(status = 201)]
+    Created(Json<UserView>),
+}
+
+/// Accounts.
+pub struct UsersApi;
+
+#[OpenApi(tag = "ApiTags::Users")]
+impl UsersApi {
+    /// Create an account.
+    #[oai(path = "/users", method = "post")]
+    async fn sign_up(
+        &self,
+        state: Data<&AppState>,
+        body: Json<SignUpRequest>,
+    ) -> Result<SignUpResponse, ApiError<SignUpErrors>> {
+        let body = body.0;
+        let new = NewUser::parse(&body.username, &body.email, body.password, body.region_id)?;
+        let mut conn = state.pool.acquire().await?;
+        let user = users::insert_user(&mut conn, &new, false)
+            .await
+            .map_err(user_error)?;
+        Ok(SignUpResponse::Created(Json(user.into())))
+    }
+
+    /// The caller's profile.
+    #[oai(path = "/me", method = "get")]
+    async fn me(&self, auth: BearerAuth) -> Result<Json<UserView>, ApiError<AuthenticatedErrors>> {
+        Ok(Json(auth.0.user.into()))
+    }
+}
+
+/// Maps account errors to API errors; shared with sessions.
+pub(super) fn user_error<E: ErrorSet>(err: UserError) -> ApiError<E> {
+    match err {
+        UserError::Invalid(v) => v.into(),
+        UserError::UsernameTaken => ApiError::new(
+            StatusCode::CONFLICT,
+            "username_taken",
+            "that username is taken",
+        )
+        .with_details(serde_json::json!({ "field": "username" })),
+        UserError::EmailTaken => ApiError::new(
+            StatusCode::CONFLICT,
+            "email_taken",
+            "an account with that email exists",
+        )
+        .with_details(serde_json::json!({ "field": "email" })),
+        UserError::UnknownRegion => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_region",
+            "no region has that id",
+        )
+        .with_details(serde_json::json!({ "field": "region_id" })),
+        UserError::InvalidCredentials => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "wrong username or password",
+        ),
+        UserError::Database(e) => e.into(),
+        other => ApiError::internal(other),
+    }
+}

@@ -1,0 +1,72 @@
+//! NeighborBid's web front: a thin poem-openapi REST API (Swagger UI at `/docs`, spec at
+//! `/openapi.json`) that validates, writes to PostgreSQL and leaves follow-up work to jobs.
+
+pub mod api;
+mod body_limit;
+pub mod demo;
+mod health;
+pub mod state;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use neighborbid_shared::config::Config;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::{Endpoint, EndpointExt, Response, Route, Server};
+use sqlx::PgPool;
+
+use crate::body_limit::BodyLimit;
+use crate::state::AppState;
+
+/// The whole HTTP application: API, spec, Swagger UI and health checks.
+pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
+    let api = api::service();
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    let max_body_bytes = state.config.max_body_bytes;
+    Route::new()
+        .nest("/api/v1", api)
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .at("/healthz", poem::get(health::healthz))
+        .at("/readyz", poem::get(health::readyz))
+        .with(BodyLimit(max_body_bytes))
+        .with(poem::middleware::Tracing)
+        .data(state)
+        .catch_all_error(api::error::render_poem_error)
+}
+
+/// The OpenAPI document as served at `/openapi.json`.
+pub fn openapi_json() -> String {
+    api::service().spec()
+}
+
+/// Binds `WEB_ADDR` and serves until SIGINT or SIGTERM, then finishes in-flight requests.
+pub async fn serve(config: Config, pool: PgPool) -> anyhow::Result<()> {
+    let acceptor = TcpListener::bind(config.web_addr)
+        .into_acceptor()
+        .await
+        .with_context(|| format!("failed to listen on {}", config.web_addr))?;
+    let state = AppState::new(config, pool).context("invalid REDIS_URL")?;
+    run(acceptor, state, neighborbid_shared::shutdown::signal()).await
+}
+
+/// Serves on an already bound acceptor until `shutdown` completes; tests bind port 0 and call this.
+pub async fn run(
+    acceptor: TcpAcceptor,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(%addr, "listening");
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app(state), shutdown, Some(Duration::from_secs(10)))
+        .await
+        .context("server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! `neighborbid-web`: the REST and WebSocket front, plus the operator commands that need its schema.
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use neighborbid_shared::config::Config;
+use neighborbid_shared::{db, telemetry, users};
+
+/// NeighborBid's HTTP API (Swagger UI at /docs) and live auction WebSocket.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations, then serve the API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create an operator account, or promote an existing one; the password comes from
+    /// ADMIN_PASSWORD or, when that is unset, the first line of standard input.
+    CreateAdmin {
+        /// The operator's username.
+        #[arg(long)]
+        username: String,
+        /// The operator's email address.
+        #[arg(long)]
+        email: String,
+    },
+    /// Load demo users (and their wallets and auctions once those exist); running it again changes nothing.
+    SeedDemo,
+    /// Print the OpenAPI document that the server serves at /openapi.json.
+    Openapi,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::from_env()?;
+    let _telemetry = telemetry::init("neighborbid-web", &config);
+    let pool = db::connect(&config).context("failed to configure the database pool")?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            db::migrate(&pool)
+                .await
+                .context("failed to apply migrations")?;
+            neighborbid_web::serve(config, pool).await
+        }
+        Command::Migrate => {
+            db::migrate(&pool)
+                .await
+                .context("failed to apply migrations")?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::CreateAdmin { username, email } => {
+            let password = admin_password()?;
+            let new = users::NewUser::parse(&username, &email, password, None)?;
+            let mut conn = pool
+                .acquire()
+                .await
+                .context("failed to connect to the database")?;
+            let admin = users::create_admin(&mut conn, &new).await?;
+            println!("admin {} (id {}) is ready", admin.username, admin.id);
+            Ok(())
+        }
+        Command::SeedDemo => neighborbid_web::demo::seed(&pool).await,
+        Command::Openapi => {
+            println!("{}", neighborbid_web::openapi_json());
+            Ok(())
+        }
+    }
+}
+
+fn admin_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("ADMIN_PASSWORD") {
+        return Ok(password);
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("admin password: ");
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("failed to read the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
