@@ -32,6 +32,8 @@ CREATE TABLE auctions (
     bid_increment      BIGINT CHECK (bid_increment > 0 AND bid_increment <= 1000000000000),
     current_price      BIGINT NOT NULL,
     leader_id          BIGINT REFERENCES users (id),
+    -- The leader's open hold; every other open hold on this auction is due for release.
+    leader_hold_id     BIGINT,
     winner_id          BIGINT REFERENCES users (id),
     bid_count          INTEGER NOT NULL DEFAULT 0,
     watchers_count     INTEGER NOT NULL DEFAULT 0 CHECK (watchers_count >= 0),
@@ -75,6 +77,7 @@ CREATE TABLE holds (
     ended_at   TIMESTAMPTZ,
     CONSTRAINT holds_ended_when_not_open CHECK ((status = 'open') = (ended_at IS NULL))
 );
+ALTER TABLE auctions ADD CONSTRAINT auctions_leader_hold_id_fkey FOREIGN KEY (leader_hold_id) REFERENCES holds (id);
 CREATE UNIQUE INDEX holds_one_open_per_bidder ON holds (user_id, auction_id) WHERE status = 'open';
 CREATE INDEX holds_auction_idx ON holds (auction_id) WHERE status = 'open';
 

@@ -107,19 +107,12 @@ impl Config {
             database_url: required_in_production("DATABASE_URL", DEFAULT_DATABASE_URL)?,
             database_max_connections: parse(&lookup, "DATABASE_MAX_CONNECTIONS", 20)?,
             redis_url: required_in_production("REDIS_URL", DEFAULT_REDIS_URL)?,
-            web_addr: parse(
-                &lookup,
-                "WEB_ADDR",
-                SocketAddr::from(([127, 0, 0, 1], 8080)),
-            )?,
+            web_addr: parse(&lookup, "WEB_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             log_format: match lookup("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,
                 Some(other) => {
-                    return Err(invalid(
-                        "LOG_FORMAT",
-                        format!("expected text or json, got {other:?}"),
-                    ));
+                    return Err(invalid("LOG_FORMAT", format!("expected text or json, got {other:?}")));
                 }
             },
             sentry_dsn: match lookup("SENTRY_DSN") {
@@ -129,28 +122,20 @@ impl Config {
                     Err(e) => return Err(invalid("SENTRY_DSN", e.to_string())),
                 },
             },
-            session_ttl: Duration::from_secs(
-                3600 * parse::<u64>(&lookup, "SESSION_TTL_HOURS", 168)?,
-            ),
+            session_ttl: Duration::from_secs(3600 * parse::<u64>(&lookup, "SESSION_TTL_HOURS", 168)?),
             max_body_bytes: parse(&lookup, "MAX_BODY_BYTES", 64 * 1024)?,
         })
     }
 }
 
-fn parse<T>(
-    lookup: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: T,
-) -> Result<T, ConfigError>
+fn parse<T>(lookup: &impl Fn(&str) -> Option<String>, name: &'static str, default: T) -> Result<T, ConfigError>
 where
     T: std::str::FromStr,
     T::Err: fmt::Display,
 {
     match lookup(name) {
         None => Ok(default),
-        Some(raw) => raw
-            .parse()
-            .map_err(|e| invalid(name, format!("{raw:?}: {e}"))),
+        Some(raw) => raw.parse().map_err(|e| invalid(name, format!("{raw:?}: {e}"))),
     }
 }
 
@@ -164,10 +149,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|name| vars.get(name).cloned())
     }
 

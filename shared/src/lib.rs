@@ -1,9 +1,17 @@
 //! NeighborBid's core: the domain rules, the ledger, database access, jobs, events, configuration and
 //! telemetry shared by the web front, the workers and the scheduler.
 
+pub mod auctions;
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod health;
+pub mod idempotency;
+pub mod jobs;
+pub mod ledger;
+pub mod money;
+pub mod outbox;
+pub mod pagination;
 pub mod reference;
 pub mod shutdown;
 pub mod telemetry;

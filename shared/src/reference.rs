@@ -29,14 +29,10 @@ pub struct Category {
 
 /// Every region, parents before their children.
 pub async fn regions(conn: &mut PgConnection) -> Result<Vec<Region>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, parent_id, depth FROM regions ORDER BY path")
-        .fetch_all(conn)
-        .await
+    sqlx::query_as("SELECT id, name, parent_id, depth FROM regions ORDER BY path").fetch_all(conn).await
 }
 
 /// Every category, by id.
 pub async fn categories(conn: &mut PgConnection) -> Result<Vec<Category>, sqlx::Error> {
-    sqlx::query_as("SELECT id, slug, name FROM categories ORDER BY id")
-        .fetch_all(conn)
-        .await
+    sqlx::query_as("SELECT id, slug, name FROM categories ORDER BY id").fetch_all(conn).await
 }

@@ -32,13 +32,11 @@ pub fn init(service_name: &'static str, config: &Config) -> TelemetryGuard {
                 .server_name(service_name),
         )
     });
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,apalis=info,poem=info"));
-    let registry = tracing_subscriber::registry().with(filter).with(
-        sentry
-            .as_ref()
-            .map(|_| ErrorLayer::new().with_filter(LevelFilter::ERROR)),
-    );
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,apalis=info,poem=info"));
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(sentry.as_ref().map(|_| ErrorLayer::new().with_filter(LevelFilter::ERROR)));
     let result = match config.log_format {
         LogFormat::Json => registry
             .with(
@@ -49,9 +47,7 @@ pub fn init(service_name: &'static str, config: &Config) -> TelemetryGuard {
                     .with_current_span(true),
             )
             .try_init(),
-        LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-            .try_init(),
+        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init(),
     };
     if result.is_ok() {
         tracing::info!(service = service_name, "telemetry initialised");

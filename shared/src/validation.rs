@@ -15,10 +15,6 @@ pub struct ValidationError {
 impl ValidationError {
     /// A broken rule on `field`.
     pub fn new(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field,
-            code,
-            message: message.into(),
-        }
+        Self { field, code, message: message.into() }
     }
 }

@@ -27,10 +27,6 @@ pub async fn readyz(state: Data<&AppState>) -> Response {
         "status": if ready { "ready" } else { "unavailable" },
         "checks": { "postgres": describe(&postgres), "redis": describe(&redis) },
     });
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     Json(body).with_status(status).into_response()
 }

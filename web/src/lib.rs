@@ -57,11 +57,7 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let addr = acceptor
-        .local_addr()
-        .first()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let addr = acceptor.local_addr().first().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, "listening");
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app(state), shutdown, Some(Duration::from_secs(10)))

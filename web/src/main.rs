@@ -35,6 +35,8 @@ enum Command {
     SeedDemo,
     /// Print the OpenAPI document that the server serves at /openapi.json.
     Openapi,
+    /// Check every ledger invariant and print the report as JSON; exits 1 when any is broken.
+    Audit,
 }
 
 #[tokio::main]
@@ -45,30 +47,32 @@ async fn main() -> anyhow::Result<()> {
     let pool = db::connect(&config).context("failed to configure the database pool")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            db::migrate(&pool)
-                .await
-                .context("failed to apply migrations")?;
+            db::migrate(&pool).await.context("failed to apply migrations")?;
             neighborbid_web::serve(config, pool).await
         }
         Command::Migrate => {
-            db::migrate(&pool)
-                .await
-                .context("failed to apply migrations")?;
+            db::migrate(&pool).await.context("failed to apply migrations")?;
             tracing::info!("migrations applied");
             Ok(())
         }
         Command::CreateAdmin { username, email } => {
             let password = admin_password()?;
             let new = users::NewUser::parse(&username, &email, password, None)?;
-            let mut conn = pool
-                .acquire()
-                .await
-                .context("failed to connect to the database")?;
+            let mut conn = pool.acquire().await.context("failed to connect to the database")?;
             let admin = users::create_admin(&mut conn, &new).await?;
             println!("admin {} (id {}) is ready", admin.username, admin.id);
             Ok(())
         }
         Command::SeedDemo => neighborbid_web::demo::seed(&pool).await,
+        Command::Audit => {
+            let mut conn = pool.acquire().await.context("failed to connect to the database")?;
+            let report = neighborbid_shared::ledger::audit::audit(&mut conn).await.context("audit failed")?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Openapi => {
             println!("{}", neighborbid_web::openapi_json());
             Ok(())
@@ -85,9 +89,6 @@ fn admin_password() -> anyhow::Result<String> {
         eprint!("admin password: ");
     }
     let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .context("failed to read the password from standard input")?;
+    stdin.lock().read_line(&mut line).context("failed to read the password from standard input")?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }

@@ -20,10 +20,6 @@ impl AppState {
     /// Builds the state; fails only on a malformed `REDIS_URL`.
     pub fn new(config: Config, pool: PgPool) -> Result<Self, redis::RedisError> {
         let redis = redis::Client::open(config.redis_url.expose())?;
-        Ok(Self {
-            pool,
-            redis,
-            config: Arc::new(config),
-        })
+        Ok(Self { pool, redis, config: Arc::new(config) })
     }
 }

@@ -10,9 +10,7 @@ impl Username {
     /// Accepts any case and keeps the lower-case form: `Alice` and `alice` are one account.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let name = raw.trim().to_lowercase();
-        let valid_chars = name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        let valid_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !(3..=30).contains(&name.len()) || !valid_chars {
             return Err(ValidationError::new(
                 "username",
@@ -37,23 +35,15 @@ impl Email {
     /// Checks the shape only; delivery proves the rest.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let email = raw.trim();
-        let invalid = || {
-            ValidationError::new(
-                "email",
-                "invalid_email",
-                "email must be an address like name@example.com",
-            )
-        };
+        let invalid =
+            || ValidationError::new("email", "invalid_email", "email must be an address like name@example.com");
         let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
         let domain_ok = domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")
-            && domain
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
-        let local_ok =
-            !local.is_empty() && !local.contains(char::is_whitespace) && !local.contains('@');
+            && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+        let local_ok = !local.is_empty() && !local.contains(char::is_whitespace) && !local.contains('@');
         if !domain_ok || !local_ok || email.len() > 254 {
             return Err(invalid());
         }
@@ -140,47 +130,22 @@ mod tests {
     fn usernames_are_case_insensitive_and_restricted() {
         assert_eq!(Username::parse("Alice_99").unwrap().as_str(), "alice_99");
         for bad in ["ab", "has space", "dash-name", "ünï", &"x".repeat(31), ""] {
-            assert_eq!(
-                Username::parse(bad).unwrap_err().code,
-                "invalid_username",
-                "{bad:?}"
-            );
+            assert_eq!(Username::parse(bad).unwrap_err().code, "invalid_username", "{bad:?}");
         }
     }
 
     #[test]
     fn emails_need_a_local_part_and_a_dotted_domain() {
-        assert_eq!(
-            Email::parse("Kim@Example.COM").unwrap().as_str(),
-            "Kim@example.com"
-        );
-        for bad in [
-            "kim",
-            "kim@",
-            "@example.com",
-            "kim@example",
-            "kim@.com",
-            "k m@example.com",
-            "a@b@c.com",
-        ] {
-            assert_eq!(
-                Email::parse(bad).unwrap_err().code,
-                "invalid_email",
-                "{bad:?}"
-            );
+        assert_eq!(Email::parse("Kim@Example.COM").unwrap().as_str(), "Kim@example.com");
+        for bad in ["kim", "kim@", "@example.com", "kim@example", "kim@.com", "k m@example.com", "a@b@c.com"] {
+            assert_eq!(Email::parse(bad).unwrap_err().code, "invalid_email", "{bad:?}");
         }
     }
 
     #[test]
     fn passwords_need_ten_characters() {
-        assert_eq!(
-            Password::parse("short".into()).unwrap_err().code,
-            "password_too_short"
-        );
+        assert_eq!(Password::parse("short".into()).unwrap_err().code, "password_too_short");
         assert!(Password::parse("ten chars!".into()).is_ok());
-        assert_eq!(
-            Password::parse("x".repeat(257)).unwrap_err().code,
-            "password_too_long"
-        );
+        assert_eq!(Password::parse("x".repeat(257)).unwrap_err().code, "password_too_long");
     }
 }

@@ -3,9 +3,7 @@
 use std::sync::LazyLock;
 
 use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 
 use super::UserError;
 
@@ -34,18 +32,13 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Whether `password` matches `stored_hash`; with no hash, spends the same time and says no.
-pub async fn verify_password(
-    password: &str,
-    stored_hash: Option<String>,
-) -> Result<bool, UserError> {
+pub async fn verify_password(password: &str, stored_hash: Option<String>) -> Result<bool, UserError> {
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
         let known_user = stored_hash.is_some();
         let hash_text = stored_hash.unwrap_or_else(|| DUMMY_HASH.clone());
         let hash = PasswordHash::new(&hash_text).map_err(|e| UserError::Hashing(e.to_string()))?;
-        let matches = Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok();
+        let matches = Argon2::default().verify_password(password.as_bytes(), &hash).is_ok();
         Ok(known_user && matches)
     })
     .await

@@ -78,10 +78,7 @@ struct SessionUser {
 }
 
 /// The user behind a live (unexpired, unrevoked) token, with the session's id; one query.
-pub async fn authenticate(
-    conn: &mut PgConnection,
-    token: &SessionToken,
-) -> Result<Option<(i64, User)>, sqlx::Error> {
+pub async fn authenticate(conn: &mut PgConnection, token: &SessionToken) -> Result<Option<(i64, User)>, sqlx::Error> {
     let row: Option<SessionUser> = sqlx::query_as(
         "SELECT s.id AS session_id, u.id, u.username, u.email, u.region_id, u.is_admin, u.created_at \
          FROM sessions s JOIN users u ON u.id = s.user_id \

@@ -7,11 +7,7 @@ use crate::db::violates;
 
 /// Stores a new account. Uniqueness is left to the database's indexes, so two sign-ups racing for
 /// one name cannot both win.
-pub async fn insert_user(
-    conn: &mut PgConnection,
-    new: &NewUser,
-    is_admin: bool,
-) -> Result<User, UserError> {
+pub async fn insert_user(conn: &mut PgConnection, new: &NewUser, is_admin: bool) -> Result<User, UserError> {
     let password_hash = hash_password(new.password.expose()).await?;
     // The user's two wallet accounts are created by the same statement: no account-less user exists.
     sqlx::query_as(
@@ -61,12 +57,10 @@ pub async fn create_admin(conn: &mut PgConnection, new: &NewUser) -> Result<User
 
 /// The account with this id.
 pub async fn find_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, username, email, region_id, is_admin, created_at FROM users WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await
+    sqlx::query_as("SELECT id, username, email, region_id, is_admin, created_at FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }
 
 #[derive(sqlx::FromRow)]
@@ -77,10 +71,7 @@ struct UserWithHash {
 }
 
 /// The account with this username (any case) and its password hash, for login.
-pub async fn find_by_username(
-    conn: &mut PgConnection,
-    username: &str,
-) -> Result<Option<(User, String)>, sqlx::Error> {
+pub async fn find_by_username(conn: &mut PgConnection, username: &str) -> Result<Option<(User, String)>, sqlx::Error> {
     let row: Option<UserWithHash> = sqlx::query_as(
         "SELECT id, username, email, region_id, is_admin, created_at, password_hash FROM users \
          WHERE lower(username) = lower($1)",

@@ -25,19 +25,12 @@ pub struct BearerAuth(pub Caller);
 
 struct AuthErrors;
 impl ErrorSet for AuthErrors {
-    const STATUSES: &'static [(u16, &'static str)] =
-        &[(401, "missing, invalid, expired or revoked token")];
+    const STATUSES: &'static [(u16, &'static str)] = &[(401, "missing, invalid, expired or revoked token")];
 }
 
 async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
-    let state = req
-        .data::<AppState>()
-        .expect("AppState is attached to every route");
-    let mut conn = state
-        .pool
-        .acquire()
-        .await
-        .map_err(ApiError::<AuthErrors>::from)?;
+    let state = req.data::<AppState>().expect("AppState is attached to every route");
+    let mut conn = state.pool.acquire().await.map_err(ApiError::<AuthErrors>::from)?;
     match users::authenticate(&mut conn, &SessionToken::from_client(&bearer.token)).await {
         Ok(Some((session_id, user))) => Ok(Caller { session_id, user }),
         Ok(None) => Err(ApiError::<AuthErrors>::new(

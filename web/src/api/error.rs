@@ -74,20 +74,12 @@ impl<E: ErrorSet> ApiError<E> {
     /// A failure that is ours, not the client's: logged in full, reported without internals.
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "something went wrong on our side; please retry",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "something went wrong on our side; please retry")
     }
 
     /// 404 for a resource that does not exist (or that the caller may not know exists).
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        )
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
     }
 }
 
@@ -115,8 +107,7 @@ impl<E: ErrorSet> From<sqlx::Error> for ApiError<E> {
 }
 
 fn json_response(status: StatusCode, code: &str, message: String, details: Value) -> Response {
-    let body =
-        serde_json::json!({ "error": { "code": code, "message": message, "details": details } });
+    let body = serde_json::json!({ "error": { "code": code, "message": message, "details": details } });
     PoemJson(body).with_status(status).into_response()
 }
 
@@ -172,18 +163,11 @@ pub async fn render_poem_error(err: poem::Error) -> Response {
         );
     }
     let code = poem_error_code(&err, status);
-    json_response(
-        status,
-        code,
-        err.to_string(),
-        Value::Object(Default::default()),
-    )
+    json_response(status, code, err.to_string(), Value::Object(Default::default()))
 }
 
 fn poem_error_code(err: &poem::Error, status: StatusCode) -> &'static str {
-    use poem_openapi::error::{
-        AuthorizationError, ContentTypeError, ParseParamError, ParseRequestPayloadError,
-    };
+    use poem_openapi::error::{AuthorizationError, ContentTypeError, ParseParamError, ParseRequestPayloadError};
     if err.is::<ParseRequestPayloadError>() {
         "malformed_body"
     } else if err.is::<ContentTypeError>() {

@@ -1,10 +1,13 @@
 //! The REST API under `/api/v1`: one poem-openapi struct per tag, thin handlers over `shared`.
 
+mod admin;
+mod auctions;
 mod auth;
 pub mod error;
 mod reference;
 mod sessions;
 mod users;
+mod wallet;
 
 use poem_openapi::{OpenApiService, Tags};
 
@@ -17,18 +20,34 @@ enum ApiTags {
     Sessions,
     /// Regions and categories.
     Reference,
+    /// Balances, deposits, withdrawals and the ledger statement.
+    Wallet,
+    /// Listing, browsing, bidding and buying.
+    Auctions,
+    /// Operator endpoints.
+    Admin,
 }
 
 type Apis = (
     users::UsersApi,
     sessions::SessionsApi,
     reference::ReferenceApi,
+    wallet::WalletApi,
+    auctions::AuctionsApi,
+    admin::AdminApi,
 );
 
 /// The OpenAPI service: every endpoint, documented, served under `/api/v1`.
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (users::UsersApi, sessions::SessionsApi, reference::ReferenceApi),
+        (
+            users::UsersApi,
+            sessions::SessionsApi,
+            reference::ReferenceApi,
+            wallet::WalletApi,
+            auctions::AuctionsApi,
+            admin::AdminApi,
+        ),
         "NeighborBid API",
         env!("CARGO_PKG_VERSION"),
     )
@@ -47,4 +66,9 @@ pub struct Page<T: poem_openapi::types::ParseFromJSON + poem_openapi::types::ToJ
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// The default page size.
+fn default_limit() -> u8 {
+    20
 }

@@ -45,46 +45,25 @@ pub struct ReferenceApi;
 impl ReferenceApi {
     /// Every region, parents before children (one page: the tree is small).
     #[oai(path = "/regions", method = "get")]
-    async fn regions(
-        &self,
-        state: Data<&AppState>,
-    ) -> Result<Json<Page<RegionView>>, ApiError<ReferenceErrors>> {
+    async fn regions(&self, state: Data<&AppState>) -> Result<Json<Page<RegionView>>, ApiError<ReferenceErrors>> {
         let mut conn = state.pool.acquire().await?;
         let items = reference::regions(&mut conn)
             .await?
             .into_iter()
-            .map(|r| RegionView {
-                id: r.id,
-                name: r.name,
-                parent_id: r.parent_id,
-                depth: r.depth,
-            })
+            .map(|r| RegionView { id: r.id, name: r.name, parent_id: r.parent_id, depth: r.depth })
             .collect();
-        Ok(Json(Page {
-            items,
-            next_cursor: None,
-        }))
+        Ok(Json(Page { items, next_cursor: None }))
     }
 
     /// Every item category.
     #[oai(path = "/categories", method = "get")]
-    async fn categories(
-        &self,
-        state: Data<&AppState>,
-    ) -> Result<Json<Page<CategoryView>>, ApiError<ReferenceErrors>> {
+    async fn categories(&self, state: Data<&AppState>) -> Result<Json<Page<CategoryView>>, ApiError<ReferenceErrors>> {
         let mut conn = state.pool.acquire().await?;
         let items = reference::categories(&mut conn)
             .await?
             .into_iter()
-            .map(|c| CategoryView {
-                id: c.id,
-                slug: c.slug,
-                name: c.name,
-            })
+            .map(|c| CategoryView { id: c.id, slug: c.slug, name: c.name })
             .collect();
-        Ok(Json(Page {
-            items,
-            next_cursor: None,
-        }))
+        Ok(Json(Page { items, next_cursor: None }))
     }
 }

@@ -75,9 +75,7 @@ impl SessionsApi {
             Some((user, hash)) => (Some(user), Some(hash)),
             None => (None, None),
         };
-        let valid = users::verify_password(&body.password, hash)
-            .await
-            .map_err(user_error)?;
+        let valid = users::verify_password(&body.password, hash).await.map_err(user_error)?;
         let Some(user) = user.filter(|_| valid) else {
             return Err(user_error(UserError::InvalidCredentials));
         };

@@ -98,9 +98,7 @@ impl UsersApi {
         let body = body.0;
         let new = NewUser::parse(&body.username, &body.email, body.password, body.region_id)?;
         let mut conn = state.pool.acquire().await?;
-        let user = users::insert_user(&mut conn, &new, false)
-            .await
-            .map_err(user_error)?;
+        let user = users::insert_user(&mut conn, &new, false).await.map_err(user_error)?;
         Ok(SignUpResponse::Created(Json(user.into())))
     }
 
@@ -115,29 +113,19 @@ impl UsersApi {
 pub(super) fn user_error<E: ErrorSet>(err: UserError) -> ApiError<E> {
     match err {
         UserError::Invalid(v) => v.into(),
-        UserError::UsernameTaken => ApiError::new(
-            StatusCode::CONFLICT,
-            "username_taken",
-            "that username is taken",
-        )
-        .with_details(serde_json::json!({ "field": "username" })),
-        UserError::EmailTaken => ApiError::new(
-            StatusCode::CONFLICT,
-            "email_taken",
-            "an account with that email exists",
-        )
-        .with_details(serde_json::json!({ "field": "email" })),
-        UserError::UnknownRegion => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_region",
-            "no region has that id",
-        )
-        .with_details(serde_json::json!({ "field": "region_id" })),
-        UserError::InvalidCredentials => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "wrong username or password",
-        ),
+        UserError::UsernameTaken => ApiError::new(StatusCode::CONFLICT, "username_taken", "that username is taken")
+            .with_details(serde_json::json!({ "field": "username" })),
+        UserError::EmailTaken => {
+            ApiError::new(StatusCode::CONFLICT, "email_taken", "an account with that email exists")
+                .with_details(serde_json::json!({ "field": "email" }))
+        }
+        UserError::UnknownRegion => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_region", "no region has that id")
+                .with_details(serde_json::json!({ "field": "region_id" }))
+        }
+        UserError::InvalidCredentials => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong username or password")
+        }
         UserError::Database(e) => e.into(),
         other => ApiError::internal(other),
     }

@@ -23,8 +23,7 @@ fn operations(spec: &Value) -> Vec<Operation> {
     for (path, item) in spec["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let params = op["parameters"].as_array().cloned().unwrap_or_default();
-            let schema_ref =
-                &op["requestBody"]["content"]["application/json; charset=utf-8"]["schema"]["$ref"];
+            let schema_ref = &op["requestBody"]["content"]["application/json; charset=utf-8"]["schema"]["$ref"];
             ops.push(Operation {
                 method: method.to_uppercase().parse().unwrap(),
                 path: path.clone(),
@@ -71,33 +70,16 @@ fn bad_bodies(schema: &Value) -> Vec<(String, String)> {
         for (name, prop) in props {
             let mut object = serde_json::Map::new();
             for (other, other_prop) in props {
-                object.insert(
-                    other.clone(),
-                    if other == name {
-                        wrong_type(prop)
-                    } else {
-                        plausible(other_prop)
-                    },
-                );
+                object.insert(other.clone(), if other == name { wrong_type(prop) } else { plausible(other_prop) });
             }
-            bodies.push((
-                format!("{name} of the wrong type"),
-                Value::Object(object).to_string(),
-            ));
+            bodies.push((format!("{name} of the wrong type"), Value::Object(object).to_string()));
             if prop["type"] == "integer" {
                 let mut object = serde_json::Map::new();
                 for (other, other_prop) in props {
-                    let value = if other == name {
-                        json!(u64::MAX)
-                    } else {
-                        plausible(other_prop)
-                    };
+                    let value = if other == name { json!(u64::MAX) } else { plausible(other_prop) };
                     object.insert(other.clone(), value);
                 }
-                bodies.push((
-                    format!("{name} beyond 64 bits"),
-                    Value::Object(object).to_string(),
-                ));
+                bodies.push((format!("{name} beyond 64 bits"), Value::Object(object).to_string()));
             }
         }
     }
@@ -129,33 +111,16 @@ fn fill_path(template: &str, value: &str) -> String {
 
 async fn assert_client_error(resp: Response, what: &str) {
     let status = resp.status();
-    assert!(
-        status.is_client_error(),
-        "{what}: expected a 4xx, got {status}"
-    );
-    let body: Value = resp
-        .json()
-        .await
-        .unwrap_or_else(|_| panic!("{what}: error body is not JSON"));
-    let code = body["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{what}: no error code in {body}"));
-    assert!(
-        !code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
-        "{what}: code {code:?}"
-    );
-    assert!(
-        body["error"]["message"].is_string(),
-        "{what}: no message in {body}"
-    );
+    assert!(status.is_client_error(), "{what}: expected a 4xx, got {status}");
+    let body: Value = resp.json().await.unwrap_or_else(|_| panic!("{what}: error body is not JSON"));
+    let code = body["error"]["code"].as_str().unwrap_or_else(|| panic!("{what}: no error code in {body}"));
+    assert!(!code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{what}: code {code:?}");
+    assert!(body["error"]["message"].is_string(), "{what}: no message in {body}");
 }
 
 async fn admin_token(app: &TestApp) -> String {
     let token = app.user_token("sweeper").await;
-    sqlx::query("UPDATE users SET is_admin = TRUE WHERE username = 'sweeper'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    sqlx::query("UPDATE users SET is_admin = TRUE WHERE username = 'sweeper'").execute(&app.pool).await.unwrap();
     token
 }
 
@@ -165,11 +130,7 @@ async fn every_endpoint_answers_bad_input_with_a_4xx_error_body(pool: PgPool) {
     let token = admin_token(&app).await;
     let spec: Value = serde_json::from_str(SPEC).unwrap();
     let ops = operations(&spec);
-    assert!(
-        ops.len() >= 6,
-        "the sweep found only {} operations",
-        ops.len()
-    );
+    assert!(ops.len() >= 6, "the sweep found only {} operations", ops.len());
 
     for op in &ops {
         let label = format!("{} {}", op.method, op.path);
@@ -178,32 +139,17 @@ async fn every_endpoint_answers_bad_input_with_a_4xx_error_body(pool: PgPool) {
         if op.secured {
             let resp = app.request(op.method.clone(), &url).send().await.unwrap();
             assert_client_error(resp, &format!("{label} without a token")).await;
-            let resp = app
-                .request(op.method.clone(), &url)
-                .bearer_auth("nbs_forged")
-                .send()
-                .await
-                .unwrap();
+            let resp = app.request(op.method.clone(), &url).bearer_auth("nbs_forged").send().await.unwrap();
             assert_client_error(resp, &format!("{label} with a forged token")).await;
-            let resp = app
-                .request(op.method.clone(), &url)
-                .header("Authorization", "Basic abc")
-                .send()
-                .await
-                .unwrap();
+            let resp = app.request(op.method.clone(), &url).header("Authorization", "Basic abc").send().await.unwrap();
             assert_client_error(resp, &format!("{label} with a non-bearer scheme")).await;
         }
 
         if op.path.contains('{') {
             for bad_id in ["abc", "99999999999999999999999", "-1", "0", "%00"] {
                 let url = format!("/api/v1{}", fill_path(&op.path, bad_id));
-                let resp = app
-                    .request(op.method.clone(), &url)
-                    .bearer_auth(&token)
-                    .json(&json!({}))
-                    .send()
-                    .await
-                    .unwrap();
+                let resp =
+                    app.request(op.method.clone(), &url).bearer_auth(&token).json(&json!({})).send().await.unwrap();
                 assert_client_error(resp, &format!("{label} with id {bad_id:?}")).await;
             }
         }
@@ -216,11 +162,7 @@ async fn every_endpoint_answers_bad_input_with_a_4xx_error_body(pool: PgPool) {
                     .send()
                     .await
                     .unwrap();
-                assert!(
-                    resp.status().as_u16() < 500,
-                    "{label} ?{param}={bad:?}: {}",
-                    resp.status()
-                );
+                assert!(resp.status().as_u16() < 500, "{label} ?{param}={bad:?}: {}", resp.status());
                 if !resp.status().is_success() {
                     assert_client_error(resp, &format!("{label} ?{param}={bad:?}")).await;
                 }
@@ -239,13 +181,7 @@ async fn every_endpoint_answers_bad_input_with_a_4xx_error_body(pool: PgPool) {
                     .unwrap();
                 assert_client_error(resp, &format!("{label} with {what}")).await;
             }
-            let resp = app
-                .request(op.method.clone(), &url)
-                .bearer_auth(&token)
-                .body("")
-                .send()
-                .await
-                .unwrap();
+            let resp = app.request(op.method.clone(), &url).bearer_auth(&token).body("").send().await.unwrap();
             assert_client_error(resp, &format!("{label} with no body or content type")).await;
             let resp = app
                 .request(op.method.clone(), &url)
@@ -265,11 +201,7 @@ async fn every_endpoint_answers_bad_input_with_a_4xx_error_body(pool: PgPool) {
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(
-                resp.status(),
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "{label} with a 2 MiB body"
-            );
+            assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "{label} with a 2 MiB body");
             assert_client_error(resp, &format!("{label} with a 2 MiB body")).await;
         }
     }
@@ -278,8 +210,7 @@ async fn every_endpoint_answers_bad_input_with_a_4xx_error_body(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn streamed_bodies_over_the_limit_are_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let chunks: Vec<Result<String, std::io::Error>> =
-        (0..300).map(|_| Ok("x".repeat(1024))).collect();
+    let chunks: Vec<Result<String, std::io::Error>> = (0..300).map(|_| Ok("x".repeat(1024))).collect();
     let resp = app
         .request(Method::POST, "/api/v1/users")
         .header("Content-Type", "application/json")
@@ -296,12 +227,7 @@ async fn unknown_routes_and_methods_get_json_errors(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     assert_client_error(app.get("/api/v1/no-such-thing").await, "unknown route").await;
     assert_client_error(app.get("/nowhere").await, "unknown top-level route").await;
-    let resp = app
-        .request(Method::PUT, "/api/v1/users")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.request(Method::PUT, "/api/v1/users").json(&json!({})).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_client_error(resp, "wrong method").await;
 }

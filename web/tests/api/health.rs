@@ -16,11 +16,7 @@ async fn ready_when_postgres_and_redis_answer(pool: PgPool) {
 async fn not_ready_when_redis_is_unreachable(pool: PgPool) {
     // Port 1 on loopback refuses connections: a Redis that is down.
     let app = TestApp::spawn_with(pool, &[("REDIS_URL", "redis://127.0.0.1:1")]).await;
-    assert_eq!(
-        app.get("/healthz").await.status(),
-        StatusCode::OK,
-        "alive even when a dependency is down"
-    );
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK, "alive even when a dependency is down");
     let resp = app.get("/readyz").await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let report = body(resp).await;

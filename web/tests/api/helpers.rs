@@ -27,33 +27,18 @@ impl TestApp {
     /// Starts the app with extra configuration variables on top of the environment's.
     pub async fn spawn_with(pool: PgPool, overrides: &[(&str, &str)]) -> Self {
         neighborbid_shared::telemetry::install_crypto_provider();
-        let overrides: HashMap<String, String> = overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let config = Config::from_lookup(|name| {
-            overrides
-                .get(name)
-                .cloned()
-                .or_else(|| std::env::var(name).ok())
-        })
-        .expect("test configuration is valid");
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .unwrap();
+        let overrides: HashMap<String, String> =
+            overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let config = Config::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()))
+            .expect("test configuration is valid");
+        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
         let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
         let state = AppState::new(config, pool.clone()).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(neighborbid_web::run(acceptor, state, async move {
             let _ = rx.await;
         }));
-        Self {
-            base: format!("http://{addr}"),
-            client: reqwest::Client::new(),
-            pool,
-            _shutdown: tx,
-        }
+        Self { base: format!("http://{addr}"), client: reqwest::Client::new(), pool, _shutdown: tx }
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -65,19 +50,11 @@ impl TestApp {
     }
 
     pub async fn get_as(&self, token: &str, path: &str) -> Response {
-        self.request(Method::GET, path)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
+        self.request(Method::GET, path).bearer_auth(token).send().await.unwrap()
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Response {
-        self.request(Method::POST, path)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        self.request(Method::POST, path).json(&body).send().await.unwrap()
     }
 
     pub async fn sign_up(&self, username: &str) -> Response {
@@ -95,12 +72,7 @@ impl TestApp {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> String {
-        let resp = self
-            .post(
-                "/api/v1/sessions",
-                json!({ "username": username, "password": password }),
-            )
-            .await;
+        let resp = self.post("/api/v1/sessions", json!({ "username": username, "password": password })).await;
         assert_eq!(resp.status(), StatusCode::CREATED);
         body(resp).await["token"].as_str().unwrap().to_owned()
     }
@@ -115,11 +87,112 @@ pub async fn assert_error(resp: Response, status: StatusCode, code: &str) -> Val
     assert_eq!(resp.status(), status);
     let body = body(resp).await;
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     body["error"].clone()
+}
+
+impl TestApp {
+    pub async fn post_as(&self, token: &str, path: &str, body: Value) -> Response {
+        self.request(Method::POST, path).bearer_auth(token).json(&body).send().await.unwrap()
+    }
+
+    /// Deposits `amount` into the user's wallet, asserting success.
+    pub async fn deposit(&self, token: &str, amount: i64) {
+        let resp = self.post_as(token, "/api/v1/wallet/deposits", json!({ "amount": amount })).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+
+    pub async fn wallet(&self, token: &str) -> (i64, i64) {
+        let wallet = body(self.get_as(token, "/api/v1/wallet").await).await;
+        (wallet["available"].as_i64().unwrap(), wallet["held"].as_i64().unwrap())
+    }
+
+    /// Creates an auction ending in an hour (start price 10,000 KRW) with `overrides` applied.
+    pub async fn create_auction(&self, token: &str, overrides: Value) -> Value {
+        let mut request = json!({
+            "title": "Vintage bicycle",
+            "description": "Rides well.",
+            "category_id": 8,
+            "region_id": 111,
+            "condition": "good",
+            "start_price": 10_000,
+            "ends_at": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+        });
+        for (key, value) in overrides.as_object().unwrap() {
+            request[key] = value.clone();
+        }
+        let resp = self.post_as(token, "/api/v1/auctions", request).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        body(resp).await
+    }
+
+    pub async fn bid(&self, token: &str, auction_id: i64, amount: i64) -> Response {
+        self.post_as(token, &format!("/api/v1/auctions/{auction_id}/bids"), json!({ "amount": amount })).await
+    }
+
+    pub async fn auction(&self, auction_id: i64) -> Value {
+        body(self.get(&format!("/api/v1/auctions/{auction_id}")).await).await
+    }
+
+    /// Runs every recorded hold release, as the refund workers will: drains the outbox's release
+    /// follow-ups and marks them done.
+    pub async fn run_pending_releases(&self) {
+        use neighborbid_shared::jobs::refund::release_outbid_hold;
+        use neighborbid_shared::outbox::{self, FollowUp};
+        let mut conn = self.pool.acquire().await.unwrap();
+        loop {
+            let releases: Vec<(i64, i64)> = outbox::pending(&mut conn, 1_000)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|(id, follow_up)| match follow_up {
+                    FollowUp::ReleaseHold { hold_id } => Some((id, hold_id)),
+                    FollowUp::SettleAuction { .. } => None,
+                })
+                .collect();
+            if releases.is_empty() {
+                return;
+            }
+            for (id, hold_id) in releases {
+                release_outbid_hold(&mut conn, hold_id).await.unwrap();
+                outbox::mark_done(&mut conn, id).await.unwrap();
+            }
+        }
+    }
+
+    /// Asserts the ledger audit is clean, returning its report.
+    pub async fn assert_audit_clean(&self) -> neighborbid_shared::ledger::audit::AuditReport {
+        let mut conn = self.pool.acquire().await.unwrap();
+        let report = neighborbid_shared::ledger::audit::audit(&mut conn).await.unwrap();
+        assert!(report.ok, "audit found violations: {:#?}", report.violations);
+        report
+    }
+}
+
+impl TestApp {
+    /// `n` users named `{prefix}{i}` with sessions, made directly in the database (sign-up's
+    /// deliberately slow password hashing would dominate tests that need hundreds of users).
+    /// Returns (user id, bearer token) pairs.
+    pub async fn quick_users(&self, prefix: &str, n: usize) -> Vec<(i64, String)> {
+        let mut conn = self.pool.acquire().await.unwrap();
+        let mut users = Vec::with_capacity(n);
+        for i in 0..n {
+            let id: i64 = sqlx::query_scalar(
+                "WITH u AS (INSERT INTO users (username, email, password_hash) \
+                            VALUES ($1, $1 || '@example.com', 'not-a-login-hash') RETURNING id), \
+                      a AS (INSERT INTO accounts (user_id, kind) SELECT id, k FROM u, unnest(ARRAY['available', 'held']) k) \
+                 SELECT id FROM u",
+            )
+            .bind(format!("{prefix}{i}"))
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+            let session =
+                neighborbid_shared::users::create_session(&mut conn, id, std::time::Duration::from_secs(3600))
+                    .await
+                    .unwrap();
+            users.push((id, session.token.expose().to_owned()));
+        }
+        users
+    }
 }

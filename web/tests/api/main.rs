@@ -1,9 +1,15 @@
 //! The web API, end to end over HTTP against the real PostgreSQL and Redis.
 
+mod auctions;
 mod bad_input;
+mod bidding;
+mod concurrency;
 mod health;
 mod helpers;
+mod holds;
 mod reference;
 mod sessions;
 mod spec;
+mod statements;
 mod users;
+mod wallet;

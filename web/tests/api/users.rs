@@ -8,7 +8,10 @@ use crate::helpers::{PASSWORD, TestApp, assert_error, body};
 async fn sign_up_returns_the_new_account_without_its_password(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let resp = app
-        .post("/api/v1/users", json!({ "username": "Minji_01", "email": "minji@example.com", "password": PASSWORD, "region_id": 111 }))
+        .post(
+            "/api/v1/users",
+            json!({ "username": "Minji_01", "email": "minji@example.com", "password": PASSWORD, "region_id": 111 }),
+        )
         .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let user = body(resp).await;
@@ -16,15 +19,11 @@ async fn sign_up_returns_the_new_account_without_its_password(pool: PgPool) {
     assert_eq!(user["email"], "minji@example.com");
     assert_eq!(user["region_id"], 111);
     assert_eq!(user["is_admin"], false);
-    assert!(
-        user.get("password").is_none() && user.get("password_hash").is_none(),
-        "{user}"
-    );
-    let stored: String =
-        sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'minji_01'")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    assert!(user.get("password").is_none() && user.get("password_hash").is_none(), "{user}");
+    let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'minji_01'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert!(stored.starts_with("$argon2id$"), "{stored}");
 }
 
@@ -33,10 +32,7 @@ async fn usernames_are_unique_whatever_their_case(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     assert_eq!(app.sign_up("junho").await.status(), StatusCode::CREATED);
     let resp = app
-        .post(
-            "/api/v1/users",
-            json!({ "username": "JunHo", "email": "other@example.com", "password": PASSWORD }),
-        )
+        .post("/api/v1/users", json!({ "username": "JunHo", "email": "other@example.com", "password": PASSWORD }))
         .await;
     let error = assert_error(resp, StatusCode::CONFLICT, "username_taken").await;
     assert_eq!(error["details"]["field"], "username");
@@ -47,10 +43,7 @@ async fn a_second_account_cannot_reuse_an_email(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     assert_eq!(app.sign_up("junho").await.status(), StatusCode::CREATED);
     let resp = app
-        .post(
-            "/api/v1/users",
-            json!({ "username": "junho2", "email": "JUNHO@example.com", "password": PASSWORD }),
-        )
+        .post("/api/v1/users", json!({ "username": "junho2", "email": "JUNHO@example.com", "password": PASSWORD }))
         .await;
     assert_error(resp, StatusCode::CONFLICT, "email_taken").await;
 }
@@ -59,48 +52,27 @@ async fn a_second_account_cannot_reuse_an_email(pool: PgPool) {
 async fn concurrent_sign_ups_for_one_name_produce_exactly_one_account(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let attempts = (0..8).map(|i| {
-        app.post("/api/v1/users", json!({ "username": "seoyeon", "email": format!("s{i}@example.com"), "password": PASSWORD }))
+        app.post(
+            "/api/v1/users",
+            json!({ "username": "seoyeon", "email": format!("s{i}@example.com"), "password": PASSWORD }),
+        )
     });
-    let statuses: Vec<StatusCode> = futures::future::join_all(attempts)
-        .await
-        .iter()
-        .map(|r| r.status())
-        .collect();
-    assert_eq!(
-        statuses
-            .iter()
-            .filter(|s| **s == StatusCode::CREATED)
-            .count(),
-        1,
-        "{statuses:?}"
-    );
-    assert!(
-        statuses
-            .iter()
-            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT),
-        "{statuses:?}"
-    );
+    let statuses: Vec<StatusCode> = futures::future::join_all(attempts).await.iter().map(|r| r.status()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT), "{statuses:?}");
 }
 
 #[sqlx::test(migrations = "../migrations")]
 async fn invalid_sign_ups_name_the_rule_and_the_field(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let cases = [
-        (
-            json!({ "username": "ab", "email": "a@example.com", "password": PASSWORD }),
-            "invalid_username",
-            "username",
-        ),
+        (json!({ "username": "ab", "email": "a@example.com", "password": PASSWORD }), "invalid_username", "username"),
         (
             json!({ "username": "bad-name", "email": "a@example.com", "password": PASSWORD }),
             "invalid_username",
             "username",
         ),
-        (
-            json!({ "username": "dohyun", "email": "not-an-email", "password": PASSWORD }),
-            "invalid_email",
-            "email",
-        ),
+        (json!({ "username": "dohyun", "email": "not-an-email", "password": PASSWORD }), "invalid_email", "email"),
         (
             json!({ "username": "dohyun", "email": "d@example.com", "password": "short" }),
             "password_too_short",
@@ -113,12 +85,8 @@ async fn invalid_sign_ups_name_the_rule_and_the_field(pool: PgPool) {
         ),
     ];
     for (request, code, field) in cases {
-        let error = assert_error(
-            app.post("/api/v1/users", request).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            code,
-        )
-        .await;
+        let error =
+            assert_error(app.post("/api/v1/users", request).await, StatusCode::UNPROCESSABLE_ENTITY, code).await;
         assert_eq!(error["details"]["field"], field);
     }
 }
@@ -135,12 +103,7 @@ async fn me_shows_the_callers_profile(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn me_requires_a_valid_token(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    assert_error(
-        app.get("/api/v1/me").await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    )
-    .await;
+    assert_error(app.get("/api/v1/me").await, StatusCode::UNAUTHORIZED, "unauthorized").await;
     let forged = app.get_as("nbs_not-a-real-token", "/api/v1/me").await;
     assert_error(forged, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }

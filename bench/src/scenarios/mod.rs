@@ -1,0 +1,4 @@
+//! One module per scenario; each returns its JSON report.
+
+pub mod bids;
+pub mod list;

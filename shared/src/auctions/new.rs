@@ -1,0 +1,224 @@
+//! Validating a new auction: every rule names the field it concerns.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{Condition, ShippingPayer, Status};
+use crate::money::Krw;
+use crate::validation::ValidationError;
+
+/// How far in the past `starts_at` may be (client clocks drift).
+const START_SKEW: Duration = Duration::minutes(5);
+/// Shortest auction.
+pub const MIN_DURATION: Duration = Duration::minutes(1);
+/// Longest auction.
+pub const MAX_DURATION: Duration = Duration::days(30);
+/// Default soft-close window.
+pub const DEFAULT_SOFT_CLOSE_SECONDS: i32 = 120;
+
+/// What a seller asks for.
+#[derive(Debug, Clone)]
+pub struct NewAuctionRequest {
+    /// 1–100 characters.
+    pub title: String,
+    /// Up to 5,000 characters.
+    pub description: Option<String>,
+    /// The item's category.
+    pub category_id: i64,
+    /// Defaults to the seller's home region.
+    pub region_id: Option<i64>,
+    /// Visible in every region.
+    pub national: bool,
+    /// The item's condition.
+    pub condition: Condition,
+    /// Who pays shipping.
+    pub shipping_payer: ShippingPayer,
+    /// The first bid's minimum.
+    pub start_price: i64,
+    /// Optional instant price, above the start price.
+    pub buy_now_price: Option<i64>,
+    /// Optional hidden minimum for a sale.
+    pub reserve_price: Option<i64>,
+    /// Optional fixed increment (otherwise the tiered table).
+    pub bid_increment: Option<i64>,
+    /// Defaults to now.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// 1 minute to 30 days after the start.
+    pub ends_at: DateTime<Utc>,
+    /// 0–600, default 120.
+    pub soft_close_seconds: Option<i32>,
+}
+
+/// A valid auction, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewAuction {
+    /// Trimmed title.
+    pub title: String,
+    /// Description (may be empty).
+    pub description: String,
+    /// Category.
+    pub category_id: i64,
+    /// Region.
+    pub region_id: i64,
+    /// Visible everywhere.
+    pub national: bool,
+    /// Condition.
+    pub condition: Condition,
+    /// Shipping.
+    pub shipping_payer: ShippingPayer,
+    /// Start price.
+    pub start_price: Krw,
+    /// Buy-now price.
+    pub buy_now_price: Option<Krw>,
+    /// Reserve.
+    pub reserve_price: Option<Krw>,
+    /// Fixed increment.
+    pub bid_increment: Option<Krw>,
+    /// Start.
+    pub starts_at: DateTime<Utc>,
+    /// End.
+    pub ends_at: DateTime<Utc>,
+    /// Soft-close window.
+    pub soft_close_seconds: i32,
+    /// `scheduled` when it starts later, else `active`.
+    pub status: Status,
+}
+
+fn invalid(field: &'static str, code: &'static str, message: impl Into<String>) -> ValidationError {
+    ValidationError::new(field, code, message)
+}
+
+impl NewAuctionRequest {
+    /// Applies every rule at `now`; `home_region` is the seller's, used when no region is given.
+    pub fn validate(self, home_region: Option<i64>, now: DateTime<Utc>) -> Result<NewAuction, ValidationError> {
+        let title = self.title.trim().to_owned();
+        let title_len = title.chars().count();
+        if !(1..=100).contains(&title_len) {
+            return Err(invalid("title", "invalid_title", "title must be 1 to 100 characters"));
+        }
+        let description = self.description.unwrap_or_default();
+        if description.chars().count() > 5_000 {
+            return Err(invalid("description", "description_too_long", "description must be at most 5,000 characters"));
+        }
+        let region_id = self.region_id.or(home_region).ok_or_else(|| {
+            invalid("region_id", "region_required", "give region_id, or set a home region on your account")
+        })?;
+        let start_price = Krw::parse(self.start_price, "start_price")?;
+        let buy_now_price = self.buy_now_price.map(|p| Krw::parse(p, "buy_now_price")).transpose()?;
+        if buy_now_price.is_some_and(|p| p <= start_price) {
+            return Err(invalid("buy_now_price", "buy_now_not_above_start", "buy_now_price must be above start_price"));
+        }
+        let reserve_price = self.reserve_price.map(|p| Krw::parse(p, "reserve_price")).transpose()?;
+        if reserve_price.is_some_and(|r| r < start_price) {
+            return Err(invalid("reserve_price", "reserve_below_start", "reserve_price must be at least start_price"));
+        }
+        if let (Some(reserve), Some(buy_now)) = (reserve_price, buy_now_price)
+            && reserve > buy_now
+        {
+            return Err(invalid(
+                "reserve_price",
+                "reserve_above_buy_now",
+                "reserve_price must not exceed buy_now_price",
+            ));
+        }
+        let bid_increment = self.bid_increment.map(|i| Krw::parse(i, "bid_increment")).transpose()?;
+        let starts_at = self.starts_at.unwrap_or(now);
+        if starts_at < now - START_SKEW {
+            return Err(invalid("starts_at", "starts_in_the_past", "starts_at must not be in the past"));
+        }
+        let duration = self.ends_at - starts_at;
+        if duration < MIN_DURATION || duration > MAX_DURATION {
+            return Err(invalid("ends_at", "invalid_duration", "ends_at must be 1 minute to 30 days after starts_at"));
+        }
+        let soft_close_seconds = self.soft_close_seconds.unwrap_or(DEFAULT_SOFT_CLOSE_SECONDS);
+        if !(0..=600).contains(&soft_close_seconds) {
+            return Err(invalid("soft_close_seconds", "invalid_soft_close", "soft_close_seconds must be 0 to 600"));
+        }
+        Ok(NewAuction {
+            title,
+            description,
+            category_id: self.category_id,
+            region_id,
+            national: self.national,
+            condition: self.condition,
+            shipping_payer: self.shipping_payer,
+            start_price,
+            buy_now_price,
+            reserve_price,
+            bid_increment,
+            starts_at,
+            ends_at: self.ends_at,
+            soft_close_seconds,
+            status: if starts_at > now { Status::Scheduled } else { Status::Active },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn request() -> NewAuctionRequest {
+        NewAuctionRequest {
+            title: "  Bicycle ".into(),
+            description: None,
+            category_id: 8,
+            region_id: None,
+            national: false,
+            condition: Condition::Good,
+            shipping_payer: ShippingPayer::Buyer,
+            start_price: 10_000,
+            buy_now_price: Some(50_000),
+            reserve_price: Some(20_000),
+            bid_increment: None,
+            starts_at: None,
+            ends_at: now() + Duration::hours(1),
+            soft_close_seconds: None,
+        }
+    }
+
+    fn field_of(request: NewAuctionRequest) -> (&'static str, &'static str) {
+        let err = request.validate(Some(111), now()).unwrap_err();
+        (err.field, err.code)
+    }
+
+    #[test]
+    fn defaults_fill_in_region_start_and_soft_close() {
+        let auction = request().validate(Some(111), now()).unwrap();
+        assert_eq!(auction.title, "Bicycle");
+        assert_eq!(auction.region_id, 111);
+        assert_eq!(auction.starts_at, now());
+        assert_eq!(auction.soft_close_seconds, 120);
+        assert_eq!(auction.status, Status::Active);
+    }
+
+    #[test]
+    fn a_later_start_is_scheduled() {
+        let later = NewAuctionRequest { starts_at: Some(now() + Duration::minutes(10)), ..request() };
+        assert_eq!(later.validate(Some(111), now()).unwrap().status, Status::Scheduled);
+    }
+
+    #[test]
+    fn each_invalid_combination_names_its_field() {
+        assert_eq!(field_of(NewAuctionRequest { title: " ".into(), ..request() }), ("title", "invalid_title"));
+        assert_eq!(field_of(NewAuctionRequest { title: "x".repeat(101), ..request() }).0, "title");
+        assert_eq!(field_of(NewAuctionRequest { description: Some("x".repeat(5_001)), ..request() }).0, "description");
+        assert_eq!(field_of(NewAuctionRequest { start_price: 0, ..request() }), ("start_price", "amount_not_positive"));
+        assert_eq!(field_of(NewAuctionRequest { buy_now_price: Some(10_000), ..request() }).0, "buy_now_price");
+        assert_eq!(field_of(NewAuctionRequest { reserve_price: Some(5_000), ..request() }).0, "reserve_price");
+        assert_eq!(field_of(NewAuctionRequest { reserve_price: Some(60_000), ..request() }).1, "reserve_above_buy_now");
+        assert_eq!(field_of(NewAuctionRequest { bid_increment: Some(-1), ..request() }).0, "bid_increment");
+        assert_eq!(field_of(NewAuctionRequest { ends_at: now() + Duration::seconds(59), ..request() }).0, "ends_at");
+        assert_eq!(field_of(NewAuctionRequest { ends_at: now() + Duration::days(31), ..request() }).0, "ends_at");
+        assert_eq!(
+            field_of(NewAuctionRequest { starts_at: Some(now() - Duration::hours(1)), ..request() }).0,
+            "starts_at"
+        );
+        assert_eq!(field_of(NewAuctionRequest { soft_close_seconds: Some(601), ..request() }).0, "soft_close_seconds");
+        let no_region = request().validate(None, now()).unwrap_err();
+        assert_eq!((no_region.field, no_region.code), ("region_id", "region_required"));
+    }
+}

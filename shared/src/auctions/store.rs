@@ -1,0 +1,127 @@
+//! Stored auctions: creating them and reading them with their seller, category and region.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use super::new::NewAuction;
+use super::rules::AuctionState;
+use super::{AuctionError, Condition, ShippingPayer, Status};
+use crate::db::violates;
+use crate::validation::ValidationError;
+
+/// The columns of [`Auction`]: one statement reads an auction with everything it shows.
+macro_rules! auction_select {
+    () => {
+        "SELECT a.id, a.title, a.description, a.seller_id, s.username AS seller_username, \
+                a.category_id, c.slug AS category_slug, c.name AS category_name, \
+                a.region_id, r.name AS region_name, a.national, a.condition, a.shipping_payer, a.status, \
+                a.start_price, a.current_price, a.buy_now_price, a.reserve_price, a.bid_increment, a.bid_count, \
+                a.leader_id, a.winner_id, a.watchers_count, a.starts_at, a.ends_at, a.soft_close_seconds, a.seq, \
+                a.created_at \
+         FROM auctions a \
+         JOIN users s ON s.id = a.seller_id \
+         JOIN categories c ON c.id = a.category_id \
+         JOIN regions r ON r.id = a.region_id"
+    };
+}
+pub(crate) use auction_select;
+
+/// An auction as clients see it (before the fields derived from the clock).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+pub struct Auction {
+    pub id: i64,
+    pub title: String,
+    pub description: String,
+    pub seller_id: i64,
+    pub seller_username: String,
+    pub category_id: i64,
+    pub category_slug: String,
+    pub category_name: String,
+    pub region_id: i64,
+    pub region_name: String,
+    pub national: bool,
+    pub condition: Condition,
+    pub shipping_payer: ShippingPayer,
+    pub status: Status,
+    pub start_price: i64,
+    pub current_price: i64,
+    pub buy_now_price: Option<i64>,
+    pub reserve_price: Option<i64>,
+    pub bid_increment: Option<i64>,
+    pub bid_count: i32,
+    pub leader_id: Option<i64>,
+    pub winner_id: Option<i64>,
+    pub watchers_count: i32,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub soft_close_seconds: i32,
+    pub seq: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Auction {
+    /// The part the bidding rules look at.
+    pub fn state(&self) -> AuctionState {
+        AuctionState {
+            status: self.status,
+            seller_id: self.seller_id,
+            start_price: self.start_price,
+            current_price: self.current_price,
+            bid_count: self.bid_count,
+            bid_increment: self.bid_increment,
+            buy_now_price: self.buy_now_price,
+            leader_id: self.leader_id,
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            soft_close_seconds: self.soft_close_seconds,
+        }
+    }
+
+    /// True without a reserve, or once the leading bid reaches it.
+    pub fn reserve_price_met(&self) -> bool {
+        self.reserve_price.is_none_or(|reserve| self.bid_count > 0 && self.current_price >= reserve)
+    }
+}
+
+/// Stores a validated auction for `seller_id` and returns it.
+pub async fn create(conn: &mut PgConnection, seller_id: i64, new: &NewAuction) -> Result<Auction, AuctionError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO auctions (seller_id, title, description, category_id, region_id, national, condition, \
+             shipping_payer, start_price, buy_now_price, reserve_price, bid_increment, current_price, status, \
+             starts_at, ends_at, soft_close_seconds) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $9, $13, $14, $15, $16) RETURNING id",
+    )
+    .bind(seller_id)
+    .bind(&new.title)
+    .bind(&new.description)
+    .bind(new.category_id)
+    .bind(new.region_id)
+    .bind(new.national)
+    .bind(new.condition)
+    .bind(new.shipping_payer)
+    .bind(new.start_price.get())
+    .bind(new.buy_now_price.map(|p| p.get()))
+    .bind(new.reserve_price.map(|p| p.get()))
+    .bind(new.bid_increment.map(|p| p.get()))
+    .bind(new.status)
+    .bind(new.starts_at)
+    .bind(new.ends_at)
+    .bind(new.soft_close_seconds)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|err| {
+        if violates(&err, "auctions_category_id_fkey") {
+            ValidationError::new("category_id", "unknown_category", "no category has that id").into()
+        } else if violates(&err, "auctions_region_id_fkey") {
+            ValidationError::new("region_id", "unknown_region", "no region has that id").into()
+        } else {
+            AuctionError::from(err)
+        }
+    })?;
+    find(conn, id).await?.ok_or(AuctionError::NotFound)
+}
+
+/// The auction with this id.
+pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<Auction>, sqlx::Error> {
+    sqlx::query_as(concat!(auction_select!(), " WHERE a.id = $1")).bind(id).fetch_optional(conn).await
+}

@@ -1,0 +1,104 @@
+//! `Idempotency-Key` for requests that move money: a repeat with the same key gets the first result.
+//!
+//! The key is claimed inside the request's own transaction, so the result is stored if and only if
+//! the effect commits. A concurrent repeat waits on the key's row until the first finishes. Only
+//! successes are stored: a refused request (say, insufficient funds) may be retried with its key.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+
+use crate::validation::ValidationError;
+
+/// The longest key accepted.
+pub const MAX_KEY_LEN: usize = 255;
+
+/// What claiming a key found.
+#[derive(Debug)]
+pub enum Claim<T> {
+    /// First use: do the work, then [`complete`].
+    New,
+    /// Seen before with the same request: answer with this.
+    Replay(T),
+}
+
+/// Why a key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum IdempotencyError {
+    /// Empty or too long.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Used before for a different request.
+    #[error("this Idempotency-Key was used for a different request")]
+    Reused,
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A fingerprint of the request: endpoint and canonical body.
+pub fn fingerprint(endpoint: &str, request: &impl Serialize) -> Vec<u8> {
+    let body = serde_json::to_vec(request).unwrap_or_default();
+    let mut hasher = Sha256::new();
+    hasher.update(endpoint.as_bytes());
+    hasher.update([0]);
+    hasher.update(&body);
+    hasher.finalize().to_vec()
+}
+
+/// Claims `key` for `user_id` in the current transaction.
+pub async fn claim<T: DeserializeOwned>(
+    conn: &mut PgConnection,
+    user_id: i64,
+    key: &str,
+    request_hash: &[u8],
+) -> Result<Claim<T>, IdempotencyError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(ValidationError::new(
+            "Idempotency-Key",
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} characters"),
+        )
+        .into());
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(key)
+    .bind(request_hash)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Claim::New);
+    }
+    let (stored_hash, response): (Vec<u8>, Option<serde_json::Value>) =
+        sqlx::query_as("SELECT request_hash, response FROM idempotency_keys WHERE user_id = $1 AND key = $2")
+            .bind(user_id)
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await?;
+    match response.map(serde_json::from_value::<T>) {
+        Some(Ok(result)) if stored_hash == request_hash => Ok(Claim::Replay(result)),
+        _ => Err(IdempotencyError::Reused),
+    }
+}
+
+/// Stores the result for a key claimed in this transaction.
+pub async fn complete(
+    conn: &mut PgConnection,
+    user_id: i64,
+    key: &str,
+    result: &impl Serialize,
+) -> Result<(), sqlx::Error> {
+    let response = serde_json::to_value(result).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE user_id = $1 AND key = $2")
+        .bind(user_id)
+        .bind(key)
+        .bind(response)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! Refund: release a hold that no longer leads its auction.
+
+use sqlx::{Connection, PgConnection};
+
+use crate::ledger::LedgerError;
+use crate::ledger::holds::{self, Ended};
+
+/// What a refund run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// The hold's money went back to the bidder's available balance.
+    Released,
+    /// Already released or captured: a repeated delivery; nothing moved.
+    AlreadyEnded,
+    /// The hold leads its live or closed auction again (its owner re-bid): it must stay.
+    StillLeading,
+    /// No such hold.
+    Missing,
+}
+
+/// Releases `hold_id` unless it is the leading hold of an auction that is still live or awaiting
+/// settlement. Locks the auction row first, the order every bid uses, so it cannot deadlock with
+/// bids; runs in its own transaction; a second run is a no-op.
+pub async fn release_outbid_hold(conn: &mut PgConnection, hold_id: i64) -> Result<RefundOutcome, LedgerError> {
+    let mut tx = conn.begin().await?;
+    let auction: Option<(i64, Option<i64>, String)> = sqlx::query_as(
+        "SELECT a.id, a.leader_hold_id, a.status FROM auctions a \
+         WHERE a.id = (SELECT auction_id FROM holds WHERE id = $1) FOR UPDATE",
+    )
+    .bind(hold_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((_, leader_hold_id, status)) = auction else {
+        tracing::warn!(hold.id = hold_id, "refund for a hold that does not exist");
+        return Ok(RefundOutcome::Missing);
+    };
+    let auction_needs_it = matches!(status.as_str(), "scheduled" | "active" | "closed");
+    if auction_needs_it && leader_hold_id == Some(hold_id) {
+        return Ok(RefundOutcome::StillLeading);
+    }
+    let outcome = match holds::release(&mut tx, hold_id).await? {
+        Ended::Now => RefundOutcome::Released,
+        Ended::Already => RefundOutcome::AlreadyEnded,
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}

@@ -1,0 +1,189 @@
+//! The ledger audit: re-derives every balance from the transfers and checks each invariant exactly.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{Connection, PgConnection};
+
+/// One broken invariant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Violation {
+    /// Which invariant: `balance_mismatch`, `held_mismatch`, `money_not_conserved`,
+    /// `hold_transfers_mismatch`, `hold_ended_twice` or `negative_balance`.
+    pub kind: &'static str,
+    /// What was found, for people.
+    pub message: String,
+    /// The account concerned, if any.
+    pub account_id: Option<i64>,
+    /// The user concerned, if any.
+    pub user_id: Option<i64>,
+    /// The hold concerned, if any.
+    pub hold_id: Option<i64>,
+}
+
+/// Where the money is.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    /// Every deposit ever.
+    pub deposits: i64,
+    /// Every withdrawal ever.
+    pub withdrawals: i64,
+    /// Sum of users' available balances.
+    pub available: i64,
+    /// Sum of users' held balances.
+    pub held: i64,
+    /// The platform's fee account.
+    pub fees: i64,
+    /// The total of holds still open.
+    pub open_holds: i64,
+    /// Number of transfers checked.
+    pub transfers: i64,
+}
+
+/// The audit's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditReport {
+    /// No violation found.
+    pub ok: bool,
+    /// Every violation found.
+    pub violations: Vec<Violation>,
+    /// Where the money is.
+    pub totals: Totals,
+    /// When the snapshot was taken.
+    pub checked_at: DateTime<Utc>,
+}
+
+/// A hold with what its transfers put in and took out.
+#[derive(sqlx::FromRow)]
+struct HoldTally {
+    hold_id: i64,
+    status: String,
+    amount: i64,
+    placed: i64,
+    released: i64,
+    captured: i64,
+    releases: i64,
+    captures: i64,
+}
+
+fn violation(kind: &'static str, message: String) -> Violation {
+    Violation { kind, message, account_id: None, user_id: None, hold_id: None }
+}
+
+/// Checks, on one consistent snapshot: each cached balance equals its transfers; each user's held
+/// balance equals their open holds; all money in the wallet equals deposits minus withdrawals; each
+/// hold's transfers match its state, and none is both released and captured; no balance is negative.
+pub async fn audit(conn: &mut PgConnection) -> Result<AuditReport, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
+    let mut violations = Vec::new();
+
+    let mismatched: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT a.id, a.balance, coalesce(i.total, 0)::bigint - coalesce(o.total, 0)::bigint \
+         FROM accounts a \
+         LEFT JOIN (SELECT to_account, sum(amount) AS total FROM transfers GROUP BY to_account) i ON i.to_account = a.id \
+         LEFT JOIN (SELECT from_account, sum(amount) AS total FROM transfers GROUP BY from_account) o ON o.from_account = a.id \
+         WHERE a.balance <> coalesce(i.total, 0) - coalesce(o.total, 0)",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (account_id, cached, derived) in mismatched {
+        violations.push(Violation {
+            account_id: Some(account_id),
+            ..violation(
+                "balance_mismatch",
+                format!("account {account_id} caches {cached} but its transfers sum to {derived}"),
+            )
+        });
+    }
+
+    let negative: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT id, balance FROM accounts WHERE balance < 0 AND kind <> 'external'")
+            .fetch_all(&mut *tx)
+            .await?;
+    for (account_id, balance) in negative {
+        violations.push(Violation {
+            account_id: Some(account_id),
+            ..violation("negative_balance", format!("account {account_id} has balance {balance}"))
+        });
+    }
+
+    let held_mismatch: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT a.user_id, a.balance, coalesce(h.total, 0)::bigint FROM accounts a \
+         LEFT JOIN (SELECT user_id, sum(amount) AS total FROM holds WHERE status = 'open' GROUP BY user_id) h \
+           ON h.user_id = a.user_id \
+         WHERE a.kind = 'held' AND a.balance <> coalesce(h.total, 0)",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (user_id, held, open) in held_mismatch {
+        violations.push(Violation {
+            user_id: Some(user_id),
+            ..violation("held_mismatch", format!("user {user_id} has {held} held but open holds total {open}"))
+        });
+    }
+
+    // Per hold: what was put in, what came out by release, by capture (+ fee).
+    let bad_holds: Vec<HoldTally> = sqlx::query_as(
+        "SELECT h.id AS hold_id, h.status, h.amount, \
+                coalesce(sum(t.amount) FILTER (WHERE t.kind = 'hold'), 0)::bigint AS placed, \
+                coalesce(sum(t.amount) FILTER (WHERE t.kind = 'release'), 0)::bigint AS released, \
+                coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('capture', 'fee')), 0)::bigint AS captured, \
+                count(*) FILTER (WHERE t.kind = 'release') AS releases, \
+                count(*) FILTER (WHERE t.kind = 'capture') AS captures \
+         FROM holds h LEFT JOIN transfers t ON t.hold_id = h.id \
+         GROUP BY h.id \
+         HAVING coalesce(sum(t.amount) FILTER (WHERE t.kind = 'hold'), 0) <> h.amount \
+             OR (count(*) FILTER (WHERE t.kind = 'release') > 0 AND count(*) FILTER (WHERE t.kind = 'capture') > 0) \
+             OR (h.status = 'open' AND count(*) FILTER (WHERE t.kind IN ('release', 'capture', 'fee')) > 0) \
+             OR (h.status = 'released' AND coalesce(sum(t.amount) FILTER (WHERE t.kind = 'release'), 0) <> h.amount) \
+             OR (h.status = 'captured' AND coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('capture', 'fee')), 0) <> h.amount)",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for HoldTally { hold_id, status, amount, placed, released, captured, releases, captures } in bad_holds {
+        let kind = if releases > 0 && captures > 0 { "hold_ended_twice" } else { "hold_transfers_mismatch" };
+        violations.push(Violation {
+            hold_id: Some(hold_id),
+            ..violation(
+                kind,
+                format!(
+                    "hold {hold_id} is {status} for {amount}: {placed} placed, {released} released ({releases}×), \
+                     {captured} captured ({captures}×)"
+                ),
+            )
+        });
+    }
+
+    let totals: (i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT \
+           (SELECT coalesce(sum(amount), 0)::bigint FROM transfers WHERE kind = 'deposit'), \
+           (SELECT coalesce(sum(amount), 0)::bigint FROM transfers WHERE kind = 'withdrawal'), \
+           (SELECT coalesce(sum(balance), 0)::bigint FROM accounts WHERE kind = 'available'), \
+           (SELECT coalesce(sum(balance), 0)::bigint FROM accounts WHERE kind = 'held'), \
+           (SELECT balance FROM accounts WHERE kind = 'fees'), \
+           (SELECT coalesce(sum(amount), 0)::bigint FROM holds WHERE status = 'open'), \
+           (SELECT count(*) FROM transfers), \
+           (SELECT balance FROM accounts WHERE kind = 'external')",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let (deposits, withdrawals, available, held, fees, open_holds, transfers, external) = totals;
+    let in_wallet = available + held + fees;
+    if in_wallet != deposits - withdrawals || external != -(deposits - withdrawals) {
+        violations.push(violation(
+            "money_not_conserved",
+            format!(
+                "the wallet holds {in_wallet} and the external account {external}, \
+                 but deposits minus withdrawals is {}",
+                deposits - withdrawals
+            ),
+        ));
+    }
+    tx.commit().await?;
+    Ok(AuditReport {
+        ok: violations.is_empty(),
+        violations,
+        totals: Totals { deposits, withdrawals, available, held, fees, open_holds, transfers },
+        checked_at: Utc::now(),
+    })
+}

@@ -1,0 +1,185 @@
+//! Holds: two-phase commitments of a bidder's money to one auction, like card authorisations.
+//!
+//! A bidder has at most one open hold per auction (a database index); raising a bid tops it up by
+//! the difference. A hold ends exactly once: the conditional `status = 'open'` update lets only one
+//! caller win, and unique indexes on the release and capture transfers back that up.
+
+use sqlx::PgConnection;
+
+use super::transfers::{Movement, TransferKind, transfer};
+use super::{FEES_ACCOUNT, LedgerError, user_accounts};
+use crate::money::Krw;
+
+/// An open hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Hold {
+    /// Stable identifier.
+    pub id: i64,
+    /// Whose money.
+    pub user_id: i64,
+    /// For which auction.
+    pub auction_id: i64,
+    /// How much is held.
+    pub amount: i64,
+}
+
+/// The bidder's open hold on an auction, locked for the rest of the transaction.
+pub async fn open_hold_for_update(
+    conn: &mut PgConnection,
+    user_id: i64,
+    auction_id: i64,
+) -> Result<Option<Hold>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, user_id, auction_id, amount FROM holds \
+         WHERE user_id = $1 AND auction_id = $2 AND status = 'open' FOR UPDATE",
+    )
+    .bind(user_id)
+    .bind(auction_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Makes the bidder's hold on `auction_id` equal `total`, moving only the difference from available
+/// to held. `existing` is the bidder's open hold (from [`open_hold_for_update`]); `total` must be
+/// larger than it.
+pub async fn hold_up_to(
+    conn: &mut PgConnection,
+    user_id: i64,
+    auction_id: i64,
+    existing: Option<Hold>,
+    total: Krw,
+    bid_id: i64,
+) -> Result<Hold, LedgerError> {
+    let accounts = user_accounts(conn, user_id).await?;
+    let hold: Hold = match existing {
+        Some(hold) => {
+            sqlx::query_as("UPDATE holds SET amount = $2 WHERE id = $1 RETURNING id, user_id, auction_id, amount")
+                .bind(hold.id)
+                .bind(total.get())
+                .fetch_one(&mut *conn)
+                .await?
+        }
+        None => {
+            sqlx::query_as(
+                "INSERT INTO holds (user_id, auction_id, amount) VALUES ($1, $2, $3) \
+                 RETURNING id, user_id, auction_id, amount",
+            )
+            .bind(user_id)
+            .bind(auction_id)
+            .bind(total.get())
+            .fetch_one(&mut *conn)
+            .await?
+        }
+    };
+    let additional = total.get() - existing.map_or(0, |h| h.amount);
+    debug_assert!(additional > 0, "a hold only grows");
+    transfer(
+        conn,
+        &Movement {
+            from: accounts.available,
+            to: accounts.held,
+            amount: Krw::from_trusted(additional),
+            kind: TransferKind::Hold,
+            hold_id: Some(hold.id),
+            auction_id: Some(auction_id),
+            bid_id: Some(bid_id),
+        },
+    )
+    .await?;
+    Ok(hold)
+}
+
+/// What ending a hold did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// This call ended the hold and moved the money.
+    Now,
+    /// The hold had already ended (released or captured); nothing moved.
+    Already,
+}
+
+async fn end_hold(conn: &mut PgConnection, hold_id: i64, status: &str) -> Result<Option<Hold>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE holds SET status = $2, ended_at = now() WHERE id = $1 AND status = 'open' \
+         RETURNING id, user_id, auction_id, amount",
+    )
+    .bind(hold_id)
+    .bind(status)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Returns a hold's money to the bidder's available balance, exactly once.
+pub async fn release(conn: &mut PgConnection, hold_id: i64) -> Result<Ended, LedgerError> {
+    let Some(hold) = end_hold(conn, hold_id, "released").await? else {
+        return Ok(Ended::Already);
+    };
+    let accounts = user_accounts(conn, hold.user_id).await?;
+    transfer(
+        conn,
+        &Movement {
+            from: accounts.held,
+            to: accounts.available,
+            amount: Krw::from_trusted(hold.amount),
+            kind: TransferKind::Release,
+            hold_id: Some(hold.id),
+            auction_id: Some(hold.auction_id),
+            bid_id: None,
+        },
+    )
+    .await?;
+    Ok(Ended::Now)
+}
+
+/// Pays a hold to the seller, exactly once: `fee_bps` basis points of it go to the platform's fee
+/// account and the rest to the seller's available balance.
+pub async fn capture(
+    conn: &mut PgConnection,
+    hold_id: i64,
+    seller_id: i64,
+    fee_bps: u16,
+) -> Result<Ended, LedgerError> {
+    let Some(hold) = end_hold(conn, hold_id, "captured").await? else {
+        return Ok(Ended::Already);
+    };
+    let buyer = user_accounts(conn, hold.user_id).await?;
+    let seller = user_accounts(conn, seller_id).await?;
+    let (to_seller, fee) = split_fee(hold.amount, fee_bps);
+    let movement = |to, amount, kind| Movement {
+        from: buyer.held,
+        to,
+        amount: Krw::from_trusted(amount),
+        kind,
+        hold_id: Some(hold.id),
+        auction_id: Some(hold.auction_id),
+        bid_id: None,
+    };
+    transfer(conn, &movement(seller.available, to_seller, TransferKind::Capture)).await?;
+    if fee > 0 {
+        transfer(conn, &movement(FEES_ACCOUNT, fee, TransferKind::Fee)).await?;
+    }
+    Ok(Ended::Now)
+}
+
+/// Splits `amount` into (seller's share, platform fee); the fee rounds down so the seller never
+/// gets less than their share, and the seller always gets at least 1 KRW.
+pub fn split_fee(amount: i64, fee_bps: u16) -> (i64, i64) {
+    let fee = (i128::from(amount) * i128::from(fee_bps.min(9_999)) / 10_000) as i64;
+    (amount - fee, fee)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_fee;
+
+    #[test]
+    fn fees_round_down_and_the_parts_add_up() {
+        assert_eq!(split_fee(10_000, 0), (10_000, 0));
+        assert_eq!(split_fee(10_000, 250), (9_750, 250));
+        assert_eq!(split_fee(999, 100), (990, 9));
+        assert_eq!(split_fee(1, 9_999), (1, 0));
+        let (seller, fee) = split_fee(1_000_000_000_000, 10_000);
+        assert_eq!(seller + fee, 1_000_000_000_000);
+        assert!(seller >= 1);
+    }
+}

@@ -1,0 +1,74 @@
+//! The wallet ledger, double-entry like a bank's.
+//!
+//! Every movement of money is one append-only row in `transfers`, written by [`transfers::transfer`]
+//! together with the cached balances of its two accounts, in the caller's transaction. Balances can
+//! never go below zero (a database constraint); holds end exactly once (a conditional update plus
+//! unique indexes); [`audit::audit`] re-derives everything from the transfers and reports any
+//! difference.
+
+pub mod audit;
+pub mod holds;
+pub mod transfers;
+pub mod wallet;
+
+use crate::db::violates;
+
+/// The platform account for money outside the wallet (deposits come from it, withdrawals go to it).
+pub const EXTERNAL_ACCOUNT: AccountId = AccountId(1);
+/// The platform account that collects fees.
+pub const FEES_ACCOUNT: AccountId = AccountId(2);
+
+/// An account's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct AccountId(pub i64);
+
+/// A user's two accounts.
+#[derive(Debug, Clone, Copy)]
+pub struct UserAccounts {
+    /// Spendable money.
+    pub available: AccountId,
+    /// Money committed to bids.
+    pub held: AccountId,
+}
+
+/// Why a movement of money was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// The paying account does not have enough money.
+    #[error("insufficient funds")]
+    InsufficientFunds,
+    /// The receiving account would exceed the largest balance the wallet holds.
+    #[error("balance limit exceeded")]
+    BalanceLimit,
+    /// A user without wallet accounts (cannot happen for users created by sign-up).
+    #[error("no wallet for user {0}")]
+    NoWallet(i64),
+    /// The database failed.
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for LedgerError {
+    fn from(err: sqlx::Error) -> Self {
+        if violates(&err, "accounts_balance_non_negative") {
+            Self::InsufficientFunds
+        } else if violates(&err, "accounts_balance_limit") {
+            Self::BalanceLimit
+        } else {
+            Self::Database(err)
+        }
+    }
+}
+
+/// The wallet accounts of `user_id`.
+pub async fn user_accounts(conn: &mut sqlx::PgConnection, user_id: i64) -> Result<UserAccounts, LedgerError> {
+    let rows: Vec<(AccountId, String)> =
+        sqlx::query_as("SELECT id, kind FROM accounts WHERE user_id = $1").bind(user_id).fetch_all(conn).await?;
+    let find = |kind: &str| rows.iter().find(|(_, k)| k == kind).map(|(id, _)| *id);
+    match (find("available"), find("held")) {
+        (Some(available), Some(held)) => Ok(UserAccounts { available, held }),
+        _ => Err(LedgerError::NoWallet(user_id)),
+    }
+}

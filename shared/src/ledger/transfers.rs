@@ -1,0 +1,69 @@
+//! The one way money moves: a transfer row and both cached balances, in one statement.
+
+use serde::Serialize;
+use sqlx::PgConnection;
+
+use super::{AccountId, LedgerError};
+use crate::money::Krw;
+
+/// What a movement is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum TransferKind {
+    /// External money into a user's available balance.
+    Deposit,
+    /// A user's available money out to the external world.
+    Withdrawal,
+    /// Available to held, for a bid.
+    Hold,
+    /// Held back to available: outbid, lost, or cancelled.
+    Release,
+    /// Held to the seller: the winner pays.
+    Capture,
+    /// Held to the platform's fee account, alongside a capture.
+    Fee,
+}
+
+/// One movement of money.
+#[derive(Debug, Clone, Copy)]
+pub struct Movement {
+    /// The paying account.
+    pub from: AccountId,
+    /// The receiving account.
+    pub to: AccountId,
+    /// How much.
+    pub amount: Krw,
+    /// Why.
+    pub kind: TransferKind,
+    /// The hold this movement places, releases or captures.
+    pub hold_id: Option<i64>,
+    /// The auction it concerns.
+    pub auction_id: Option<i64>,
+    /// The bid it concerns.
+    pub bid_id: Option<i64>,
+}
+
+/// Records `movement` and applies it to both cached balances. A paying account without enough
+/// money fails with [`LedgerError::InsufficientFunds`] through the balance constraint, so no
+/// check-then-act race exists; the caller's transaction must then be rolled back.
+pub async fn transfer(conn: &mut PgConnection, movement: &Movement) -> Result<i64, LedgerError> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "WITH moved AS ( \
+             UPDATE accounts SET balance = balance + CASE WHEN id = $2 THEN $3 ELSE -$3 END \
+             WHERE id IN ($1, $2) RETURNING id) \
+         INSERT INTO transfers (from_account, to_account, amount, kind, hold_id, auction_id, bid_id) \
+         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE (SELECT count(*) FROM moved) = 2 \
+         RETURNING id",
+    )
+    .bind(movement.from)
+    .bind(movement.to)
+    .bind(movement.amount.get())
+    .bind(movement.kind)
+    .bind(movement.hold_id)
+    .bind(movement.auction_id)
+    .bind(movement.bid_id)
+    .fetch_optional(conn)
+    .await?;
+    id.ok_or(LedgerError::Database(sqlx::Error::RowNotFound))
+}

@@ -1,0 +1,98 @@
+//! A user's wallet: balances, deposits, withdrawals and the statement of their ledger lines.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+
+use super::transfers::{Movement, TransferKind, transfer};
+use super::{EXTERNAL_ACCOUNT, LedgerError, user_accounts};
+use crate::money::Krw;
+use crate::pagination::{Cursor, next_page};
+
+/// A user's balances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Balances {
+    /// Spendable.
+    pub available: i64,
+    /// Committed to bids.
+    pub held: i64,
+}
+
+/// The user's current balances.
+pub async fn balances(conn: &mut PgConnection, user_id: i64) -> Result<Balances, sqlx::Error> {
+    let (available, held): (i64, i64) = sqlx::query_as(
+        "SELECT coalesce(sum(balance) FILTER (WHERE kind = 'available'), 0)::bigint, \
+                coalesce(sum(balance) FILTER (WHERE kind = 'held'), 0)::bigint \
+         FROM accounts WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(Balances { available, held })
+}
+
+/// Adds external money to the user's available balance; returns the transfer id.
+pub async fn deposit(conn: &mut PgConnection, user_id: i64, amount: Krw) -> Result<i64, LedgerError> {
+    let accounts = user_accounts(conn, user_id).await?;
+    transfer(conn, &plain(EXTERNAL_ACCOUNT, accounts.available, amount, TransferKind::Deposit)).await
+}
+
+/// Pays available money out of the wallet; fails with insufficient funds beyond `available`.
+pub async fn withdraw(conn: &mut PgConnection, user_id: i64, amount: Krw) -> Result<i64, LedgerError> {
+    let accounts = user_accounts(conn, user_id).await?;
+    transfer(conn, &plain(accounts.available, EXTERNAL_ACCOUNT, amount, TransferKind::Withdrawal)).await
+}
+
+fn plain(from: super::AccountId, to: super::AccountId, amount: Krw, kind: TransferKind) -> Movement {
+    Movement { from, to, amount, kind, hold_id: None, auction_id: None, bid_id: None }
+}
+
+/// One movement as the user sees it: how it changed each of their balances.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct LedgerLine {
+    /// The transfer's id.
+    pub id: i64,
+    /// What it was for.
+    pub kind: TransferKind,
+    /// The amount moved.
+    pub amount: i64,
+    /// Change to the user's available balance (negative when money left it).
+    pub available_delta: i64,
+    /// Change to the user's held balance.
+    pub held_delta: i64,
+    /// The auction concerned, if any.
+    pub auction_id: Option<i64>,
+    /// The hold concerned, if any.
+    pub hold_id: Option<i64>,
+    /// When it happened.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of the user's ledger lines, newest first, after `cursor` when given, with the cursor of
+/// the next page.
+pub async fn statement(
+    conn: &mut PgConnection,
+    user_id: i64,
+    cursor: Option<Cursor>,
+    limit: u8,
+) -> Result<(Vec<LedgerLine>, Option<Cursor>), LedgerError> {
+    let accounts = user_accounts(conn, user_id).await?;
+    let lines: Vec<LedgerLine> = sqlx::query_as(
+        "SELECT id, kind, amount, \
+                (CASE WHEN to_account = $1 THEN amount ELSE 0 END) \
+                  - (CASE WHEN from_account = $1 THEN amount ELSE 0 END) AS available_delta, \
+                (CASE WHEN to_account = $2 THEN amount ELSE 0 END) \
+                  - (CASE WHEN from_account = $2 THEN amount ELSE 0 END) AS held_delta, \
+                auction_id, hold_id, created_at \
+         FROM transfers \
+         WHERE (from_account IN ($1, $2) OR to_account IN ($1, $2)) AND ($3::bigint IS NULL OR id < $3) \
+         ORDER BY id DESC LIMIT $4",
+    )
+    .bind(accounts.available)
+    .bind(accounts.held)
+    .bind(cursor.map(Cursor::id))
+    .bind(i64::from(limit) + 1)
+    .fetch_all(conn)
+    .await?;
+    Ok(next_page(lines, limit, |line| Cursor::for_id(line.id)))
+}

@@ -1,0 +1,614 @@
+//! Auctions: create, list, read, bid, buy now, cancel, watch, and the caller's own views.
+
+use chrono::{DateTime, Utc};
+use neighborbid_shared::auctions::bidding::{self, Bid, BidReceipt};
+use neighborbid_shared::auctions::listing::{self, Filter, Sort};
+use neighborbid_shared::auctions::new::NewAuctionRequest;
+use neighborbid_shared::auctions::rules::Refusal;
+use neighborbid_shared::auctions::store::{self, Auction};
+use neighborbid_shared::auctions::{self as domain, AuctionError, watch};
+use neighborbid_shared::money::Krw;
+use neighborbid_shared::pagination::Cursor;
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use serde_json::json;
+
+use super::auth::BearerAuth;
+use super::error::{ApiError, ErrorSet, error_set};
+use super::wallet::{idempotency_error, ledger_error};
+use super::{ApiTags, Page};
+use crate::state::AppState;
+
+error_set!(
+    /// Errors of creating an auction.
+    CreateErrors {
+        400 => "malformed body",
+        401 => "missing, invalid, expired or revoked token",
+        413 => "body too large",
+        422 => "a rule was broken; `details.field` names the field (`invalid_title`, `invalid_duration`, `unknown_category`, …)",
+        503 => "the database is unavailable",
+    }
+);
+
+error_set!(
+    /// Errors of reading auctions.
+    ReadErrors {
+        400 => "malformed parameter or `invalid_cursor`",
+        404 => "`auction_not_found`",
+        503 => "the database is unavailable",
+    }
+);
+
+error_set!(
+    /// Errors of the caller's own lists.
+    MyListErrors {
+        400 => "malformed parameter or `invalid_cursor`",
+        401 => "missing, invalid, expired or revoked token",
+        503 => "the database is unavailable",
+    }
+);
+
+error_set!(
+    /// Errors of bidding and buying.
+    BidErrors {
+        400 => "malformed body or parameter",
+        401 => "missing, invalid, expired or revoked token",
+        403 => "`own_auction`: sellers cannot bid on or buy their own items",
+        404 => "`auction_not_found`",
+        409 => "`auction_not_active`, `bid_too_low` (`details.minimum`), `buy_now_unavailable`, `insufficient_funds` or `idempotency_key_reused`",
+        413 => "body too large",
+        422 => "`amount_not_positive`, `amount_too_large` or `invalid_idempotency_key`",
+        503 => "the database is unavailable",
+    }
+);
+
+error_set!(
+    /// Errors of seller and watchlist actions.
+    ActionErrors {
+        400 => "malformed parameter",
+        401 => "missing, invalid, expired or revoked token",
+        403 => "`not_seller`",
+        404 => "`auction_not_found`",
+        409 => "`auction_has_bids` or `auction_not_active`",
+        503 => "the database is unavailable",
+    }
+);
+
+macro_rules! mirror_enum {
+    ($(#[$meta:meta])* $name:ident => $domain:ty { $($variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+        #[oai(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl From<$domain> for $name {
+            fn from(value: $domain) -> Self {
+                match value { $(<$domain>::$variant => Self::$variant),+ }
+            }
+        }
+
+        impl From<$name> for $domain {
+            fn from(value: $name) -> Self {
+                match value { $($name::$variant => Self::$variant),+ }
+            }
+        }
+    };
+}
+
+mirror_enum!(
+    /// `scheduled` → `active` → `closed` (winner known) → `settled` (paid); or `unsold`, `cancelled`.
+    StatusView => domain::Status { Scheduled, Active, Closed, Settled, Unsold, Cancelled }
+);
+mirror_enum!(
+    /// The item's condition.
+    ConditionView => domain::Condition { New, LikeNew, Good, Fair, Poor }
+);
+mirror_enum!(
+    /// Who pays shipping.
+    ShippingPayerView => domain::ShippingPayer { Seller, Buyer }
+);
+
+/// List order.
+#[derive(Enum, Clone, Copy)]
+#[oai(rename_all = "snake_case")]
+pub enum SortView {
+    /// Soonest end first (the default).
+    EndingSoon,
+    /// Most recently created first.
+    Newest,
+    /// Cheapest first.
+    PriceAsc,
+    /// Dearest first.
+    PriceDesc,
+    /// Most bids first.
+    MostBids,
+}
+
+impl From<SortView> for Sort {
+    fn from(sort: SortView) -> Self {
+        match sort {
+            SortView::EndingSoon => Sort::EndingSoon,
+            SortView::Newest => Sort::Newest,
+            SortView::PriceAsc => Sort::PriceAsc,
+            SortView::PriceDesc => Sort::PriceDesc,
+            SortView::MostBids => Sort::MostBids,
+        }
+    }
+}
+
+/// A user as others see them.
+#[derive(Object)]
+pub struct UserRef {
+    pub id: i64,
+    pub username: String,
+}
+
+/// A category reference.
+#[derive(Object)]
+pub struct CategoryRef {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+}
+
+/// A region reference.
+#[derive(Object)]
+pub struct RegionRef {
+    pub id: i64,
+    pub name: String,
+}
+
+/// An auction.
+#[derive(Object)]
+pub struct AuctionView {
+    pub id: i64,
+    pub title: String,
+    pub description: String,
+    pub seller: UserRef,
+    pub category: CategoryRef,
+    pub region: RegionRef,
+    /// Visible in every region's listing.
+    pub national: bool,
+    pub condition: ConditionView,
+    pub shipping_payer: ShippingPayerView,
+    pub status: StatusView,
+    pub start_price: i64,
+    /// The leading bid, or the start price before any bid.
+    pub current_price: i64,
+    pub buy_now_price: Option<i64>,
+    /// True when there is no reserve or the leading bid meets it (the reserve itself stays secret).
+    pub reserve_price_met: bool,
+    /// The increment in force at the current price (fixed, or from the tiered table).
+    pub bid_increment: i64,
+    /// The smallest acceptable next bid.
+    pub min_next_bid: i64,
+    pub bid_count: i32,
+    pub leader_id: Option<i64>,
+    pub winner_id: Option<i64>,
+    pub watchers_count: i32,
+    pub starts_at: DateTime<Utc>,
+    /// May move later when bids arrive in the soft-close window.
+    pub ends_at: DateTime<Utc>,
+    pub soft_close_seconds: i32,
+    /// The sequence number of the auction's latest event.
+    pub seq: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl AuctionView {
+    fn at(auction: Auction, now: DateTime<Utc>) -> Self {
+        let state = auction.state();
+        Self {
+            status: state.status_at(now).into(),
+            reserve_price_met: auction.reserve_price_met(),
+            bid_increment: state.increment(),
+            min_next_bid: state.min_next_bid(),
+            id: auction.id,
+            title: auction.title,
+            description: auction.description,
+            seller: UserRef { id: auction.seller_id, username: auction.seller_username },
+            category: CategoryRef { id: auction.category_id, slug: auction.category_slug, name: auction.category_name },
+            region: RegionRef { id: auction.region_id, name: auction.region_name },
+            national: auction.national,
+            condition: auction.condition.into(),
+            shipping_payer: auction.shipping_payer.into(),
+            start_price: auction.start_price,
+            current_price: auction.current_price,
+            buy_now_price: auction.buy_now_price,
+            bid_count: auction.bid_count,
+            leader_id: auction.leader_id,
+            winner_id: auction.winner_id,
+            watchers_count: auction.watchers_count,
+            starts_at: auction.starts_at,
+            ends_at: auction.ends_at,
+            soft_close_seconds: auction.soft_close_seconds,
+            seq: auction.seq,
+            created_at: auction.created_at,
+        }
+    }
+
+    fn now(auction: Auction) -> Self {
+        Self::at(auction, Utc::now())
+    }
+}
+
+/// A new auction.
+#[derive(Object)]
+pub struct CreateAuctionRequest {
+    /// 1–100 characters.
+    pub title: String,
+    /// Up to 5,000 characters.
+    pub description: Option<String>,
+    pub category_id: i64,
+    /// Defaults to your home region.
+    pub region_id: Option<i64>,
+    /// Visible in every region (default false).
+    #[oai(default)]
+    pub national: bool,
+    pub condition: ConditionView,
+    /// Default `buyer`.
+    pub shipping_payer: Option<ShippingPayerView>,
+    /// The first bid's minimum, 1 to 1,000,000,000,000 KRW.
+    pub start_price: i64,
+    /// Instant price; must be above `start_price`.
+    pub buy_now_price: Option<i64>,
+    /// Hidden minimum for a sale; at least `start_price`, at most `buy_now_price`.
+    pub reserve_price: Option<i64>,
+    /// Fixed increment; without it the tiered table applies (500 KRW below 10,000 … 100,000 KRW from 5,000,000).
+    pub bid_increment: Option<i64>,
+    /// Default now; a later start makes the auction `scheduled`.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// 1 minute to 30 days after `starts_at`.
+    pub ends_at: DateTime<Utc>,
+    /// 0–600, default 120: a bid this close to the end extends it to now + this many seconds.
+    pub soft_close_seconds: Option<i32>,
+}
+
+/// A bid.
+#[derive(Object)]
+pub struct BidRequest {
+    /// Whole KRW, at least the auction's `min_next_bid`.
+    pub amount: i64,
+}
+
+/// An accepted bid.
+#[derive(Object)]
+pub struct BidView {
+    pub id: i64,
+    pub auction_id: i64,
+    pub bidder: UserRef,
+    pub amount: i64,
+    /// Placed by buy-now.
+    pub buy_now: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Bid> for BidView {
+    fn from(b: Bid) -> Self {
+        Self {
+            id: b.id,
+            auction_id: b.auction_id,
+            bidder: UserRef { id: b.bidder_id, username: b.bidder_username },
+            amount: b.amount,
+            buy_now: b.buy_now,
+            created_at: b.created_at,
+        }
+    }
+}
+
+/// A bid and the auction after it.
+#[derive(Object)]
+pub struct BidReceiptView {
+    pub bid: BidView,
+    pub auction: AuctionView,
+}
+
+impl From<BidReceipt> for BidReceiptView {
+    fn from(r: BidReceipt) -> Self {
+        Self { bid: r.bid.into(), auction: AuctionView::now(r.auction) }
+    }
+}
+
+#[derive(ApiResponse)]
+enum CreatedAuction {
+    /// Created.
+    #[oai(status = 201)]
+    Created(Json<AuctionView>),
+}
+
+#[derive(ApiResponse)]
+enum PlacedBid {
+    /// Accepted: you lead, and the amount is held from your wallet.
+    #[oai(status = 201)]
+    Created(Json<BidReceiptView>),
+}
+
+#[derive(ApiResponse)]
+enum Watched {
+    /// Done (doing it twice is the same as once).
+    #[oai(status = 204)]
+    Done,
+}
+
+pub(super) fn auction_error<E: ErrorSet>(err: AuctionError) -> ApiError<E> {
+    match err {
+        AuctionError::Invalid(v) => v.into(),
+        AuctionError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "auction_not_found", "no auction has that id"),
+        AuctionError::Refused(Refusal::NotActive) => {
+            ApiError::new(StatusCode::CONFLICT, "auction_not_active", "the auction is not open for bids")
+        }
+        AuctionError::Refused(Refusal::OwnAuction) => {
+            ApiError::new(StatusCode::FORBIDDEN, "own_auction", "you cannot bid on or buy your own auction")
+        }
+        AuctionError::Refused(Refusal::TooLow { minimum }) => {
+            ApiError::new(StatusCode::CONFLICT, "bid_too_low", format!("the bid must be at least {minimum} KRW"))
+                .with_details(json!({ "minimum": minimum }))
+        }
+        AuctionError::Refused(Refusal::BuyNowUnavailable) => ApiError::new(
+            StatusCode::CONFLICT,
+            "buy_now_unavailable",
+            "this auction has no buy-now price, or bidding has reached it",
+        ),
+        AuctionError::NotSeller => ApiError::new(StatusCode::FORBIDDEN, "not_seller", "only the seller may do this"),
+        AuctionError::HasBids => {
+            ApiError::new(StatusCode::CONFLICT, "auction_has_bids", "an auction with bids cannot be cancelled")
+        }
+        AuctionError::Ledger(e) => ledger_error(e),
+        AuctionError::IdempotencyKeyReused => {
+            idempotency_error(neighborbid_shared::idempotency::IdempotencyError::Reused)
+        }
+        AuctionError::Database(e) => e.into(),
+        other => ApiError::internal(other),
+    }
+}
+
+/// Query parameters shared by every auction list.
+struct ListParams {
+    sort: Option<SortView>,
+    cursor: Option<String>,
+    limit: u8,
+}
+
+async fn list_page<E: ErrorSet>(
+    state: &AppState,
+    filter: Filter,
+    params: ListParams,
+) -> Result<Json<Page<AuctionView>>, ApiError<E>> {
+    let cursor = params.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let sort = params.sort.map(Sort::from).unwrap_or_default();
+    let mut conn = state.pool.acquire().await?;
+    let (auctions, next) = listing::list(&mut conn, &filter, sort, cursor, params.limit).await?;
+    let now = Utc::now();
+    let items = auctions.into_iter().map(|a| AuctionView::at(a, now)).collect();
+    Ok(Json(Page { items, next_cursor: next.map(Cursor::encode) }))
+}
+
+/// Auctions.
+pub struct AuctionsApi;
+
+#[OpenApi(tag = "ApiTags::Auctions")]
+impl AuctionsApi {
+    /// List an auction for sale.
+    #[oai(path = "/auctions", method = "post")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<CreateAuctionRequest>,
+    ) -> Result<CreatedAuction, ApiError<CreateErrors>> {
+        let b = body.0;
+        let request = NewAuctionRequest {
+            title: b.title,
+            description: b.description,
+            category_id: b.category_id,
+            region_id: b.region_id,
+            national: b.national,
+            condition: b.condition.into(),
+            shipping_payer: b.shipping_payer.map_or(domain::ShippingPayer::Buyer, Into::into),
+            start_price: b.start_price,
+            buy_now_price: b.buy_now_price,
+            reserve_price: b.reserve_price,
+            bid_increment: b.bid_increment,
+            starts_at: b.starts_at,
+            ends_at: b.ends_at,
+            soft_close_seconds: b.soft_close_seconds,
+        };
+        let new = request.validate(auth.0.user.region_id, Utc::now())?;
+        let mut conn = state.pool.acquire().await?;
+        let auction = store::create(&mut conn, auth.0.user.id, &new).await.map_err(auction_error)?;
+        Ok(CreatedAuction::Created(Json(AuctionView::now(auction))))
+    }
+
+    /// Browse auctions. Every filter is optional; `region_id` covers the region's whole subtree plus
+    /// national auctions.
+    #[oai(path = "/auctions", method = "get")]
+    #[expect(clippy::too_many_arguments, reason = "one argument per documented query parameter")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        region_id: Query<Option<i64>>,
+        category_id: Query<Option<i64>>,
+        /// Words in the title.
+        #[oai(validator(max_length = 100))]
+        q: Query<Option<String>>,
+        min_price: Query<Option<i64>>,
+        max_price: Query<Option<i64>>,
+        status: Query<Option<StatusView>>,
+        seller_id: Query<Option<i64>>,
+        sort: Query<Option<SortView>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size, 1–100.
+        #[oai(default = "super::default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<u8>,
+    ) -> Result<Json<Page<AuctionView>>, ApiError<ReadErrors>> {
+        let filter = Filter {
+            region_id: region_id.0,
+            category_id: category_id.0,
+            q: q.0.filter(|q| !q.trim().is_empty()),
+            min_price: min_price.0,
+            max_price: max_price.0,
+            status: status.0.map(Into::into),
+            seller_id: seller_id.0,
+            ..Filter::default()
+        };
+        list_page(&state, filter, ListParams { sort: sort.0, cursor: cursor.0, limit: limit.0 }).await
+    }
+
+    /// One auction.
+    #[oai(path = "/auctions/:id", method = "get")]
+    async fn get(&self, state: Data<&AppState>, id: Path<i64>) -> Result<Json<AuctionView>, ApiError<ReadErrors>> {
+        let mut conn = state.pool.acquire().await?;
+        let auction = store::find(&mut conn, id.0).await?.ok_or(AuctionError::NotFound).map_err(auction_error)?;
+        Ok(Json(AuctionView::now(auction)))
+    }
+
+    /// An auction's bids, newest first.
+    #[oai(path = "/auctions/:id/bids", method = "get")]
+    async fn bids(
+        &self,
+        state: Data<&AppState>,
+        id: Path<i64>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size, 1–100.
+        #[oai(default = "super::default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<u8>,
+    ) -> Result<Json<Page<BidView>>, ApiError<ReadErrors>> {
+        let cursor = cursor.0.as_deref().map(Cursor::decode).transpose()?;
+        let mut conn = state.pool.acquire().await?;
+        let (bids, next) = listing::bids(&mut conn, id.0, cursor, limit.0)
+            .await?
+            .ok_or(AuctionError::NotFound)
+            .map_err(auction_error)?;
+        Ok(Json(Page { items: bids.into_iter().map(Into::into).collect(), next_cursor: next.map(Cursor::encode) }))
+    }
+
+    /// Bid. The amount is held from your available balance (if you already lead, only the
+    /// difference); when you are outbid it is released back.
+    #[oai(path = "/auctions/:id/bids", method = "post")]
+    async fn bid(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// Repeat a request with the same key to get the first result instead of a second bid.
+        #[oai(name = "Idempotency-Key")]
+        key: Header<Option<String>>,
+        body: Json<BidRequest>,
+    ) -> Result<PlacedBid, ApiError<BidErrors>> {
+        let amount = Krw::parse(body.amount, "amount")?;
+        let receipt = bidding::place_bid(&state.pool, id.0, auth.0.user.id, amount, key.0.as_deref())
+            .await
+            .map_err(auction_error)?;
+        Ok(PlacedBid::Created(Json(receipt.into())))
+    }
+
+    /// Buy now at the buy-now price: the auction closes at once with you as the winner.
+    #[oai(path = "/auctions/:id/buy-now", method = "post")]
+    async fn buy_now(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// Repeat a request with the same key to get the first result instead of a second purchase.
+        #[oai(name = "Idempotency-Key")]
+        key: Header<Option<String>>,
+    ) -> Result<Json<AuctionView>, ApiError<BidErrors>> {
+        let receipt =
+            bidding::buy_now(&state.pool, id.0, auth.0.user.id, key.0.as_deref()).await.map_err(auction_error)?;
+        Ok(Json(AuctionView::now(receipt.auction)))
+    }
+
+    /// Cancel your auction; only before the first bid.
+    #[oai(path = "/auctions/:id/cancel", method = "post")]
+    async fn cancel(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        id: Path<i64>,
+    ) -> Result<Json<AuctionView>, ApiError<ActionErrors>> {
+        let auction = bidding::cancel(&state.pool, id.0, auth.0.user.id).await.map_err(auction_error)?;
+        Ok(Json(AuctionView::now(auction)))
+    }
+
+    /// Watch an auction.
+    #[oai(path = "/auctions/:id/watch", method = "put")]
+    async fn watch(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        id: Path<i64>,
+    ) -> Result<Watched, ApiError<ActionErrors>> {
+        let mut conn = state.pool.acquire().await?;
+        watch::watch(&mut conn, auth.0.user.id, id.0).await.map_err(auction_error)?;
+        Ok(Watched::Done)
+    }
+
+    /// Stop watching an auction.
+    #[oai(path = "/auctions/:id/watch", method = "delete")]
+    async fn unwatch(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        id: Path<i64>,
+    ) -> Result<Watched, ApiError<ActionErrors>> {
+        let mut conn = state.pool.acquire().await?;
+        watch::unwatch(&mut conn, auth.0.user.id, id.0).await.map_err(auction_error)?;
+        Ok(Watched::Done)
+    }
+
+    /// Auctions you sell.
+    #[oai(path = "/me/auctions", method = "get")]
+    async fn my_auctions(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        sort: Query<Option<SortView>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size, 1–100.
+        #[oai(default = "super::default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<u8>,
+    ) -> Result<Json<Page<AuctionView>>, ApiError<MyListErrors>> {
+        let filter = Filter { seller_id: Some(auth.0.user.id), ..Filter::default() };
+        list_page(&state, filter, ListParams { sort: sort.0, cursor: cursor.0, limit: limit.0 }).await
+    }
+
+    /// Auctions you have bid on.
+    #[oai(path = "/me/bidding", method = "get")]
+    async fn my_bidding(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        sort: Query<Option<SortView>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size, 1–100.
+        #[oai(default = "super::default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<u8>,
+    ) -> Result<Json<Page<AuctionView>>, ApiError<MyListErrors>> {
+        let filter = Filter { bidder_id: Some(auth.0.user.id), ..Filter::default() };
+        list_page(&state, filter, ListParams { sort: sort.0, cursor: cursor.0, limit: limit.0 }).await
+    }
+
+    /// Auctions you watch.
+    #[oai(path = "/me/watchlist", method = "get")]
+    async fn my_watchlist(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        sort: Query<Option<SortView>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size, 1–100.
+        #[oai(default = "super::default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<u8>,
+    ) -> Result<Json<Page<AuctionView>>, ApiError<MyListErrors>> {
+        let filter = Filter { watcher_id: Some(auth.0.user.id), ..Filter::default() };
+        list_page(&state, filter, ListParams { sort: sort.0, cursor: cursor.0, limit: limit.0 }).await
+    }
+}

@@ -1,0 +1,72 @@
+//! Holds end exactly once, whatever is retried or replayed: the earlier version paid a seller twice
+//! when a closed auction was re-opened and refunded a hold twice when a user was deleted.
+
+use neighborbid_shared::jobs::refund::{RefundOutcome, release_outbid_hold};
+use neighborbid_shared::ledger::holds::{self, Ended};
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::helpers::{TestApp, body};
+
+/// An auction with one bid of 20,000 by `minji`; returns (hold id, seller id, minji's token, seller's token).
+async fn one_bid(app: &TestApp) -> (i64, i64, String, String) {
+    let seller = app.user_token("seller").await;
+    let minji = app.user_token("minji").await;
+    app.deposit(&minji, 50_000).await;
+    let auction = app.create_auction(&seller, json!({})).await;
+    let id = auction["id"].as_i64().unwrap();
+    let receipt = body(app.bid(&minji, id, 20_000).await).await;
+    assert_eq!(receipt["bid"]["amount"], 20_000);
+    let hold_id: i64 =
+        sqlx::query_scalar("SELECT id FROM holds WHERE auction_id = $1").bind(id).fetch_one(&app.pool).await.unwrap();
+    (hold_id, auction["seller"]["id"].as_i64().unwrap(), minji, seller)
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_hold_is_captured_once_and_then_can_neither_be_captured_nor_released(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (hold_id, seller_id, minji, seller) = one_bid(&app).await;
+    let mut conn = app.pool.acquire().await.unwrap();
+    assert_eq!(holds::capture(&mut conn, hold_id, seller_id, 250).await.unwrap(), Ended::Now);
+    assert_eq!(holds::capture(&mut conn, hold_id, seller_id, 250).await.unwrap(), Ended::Already);
+    assert_eq!(holds::release(&mut conn, hold_id).await.unwrap(), Ended::Already);
+    assert_eq!(app.wallet(&minji).await, (30_000, 0));
+    assert_eq!(app.wallet(&seller).await, (19_500, 0));
+    let report = app.assert_audit_clean().await;
+    assert_eq!(report.totals.fees, 500);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_hold_is_released_once_however_often_the_refund_is_delivered(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (hold_id, seller_id, minji, _) = one_bid(&app).await;
+    sqlx::query("UPDATE auctions SET status = 'cancelled', ended_at = now()").execute(&app.pool).await.unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    assert_eq!(release_outbid_hold(&mut conn, hold_id).await.unwrap(), RefundOutcome::Released);
+    assert_eq!(release_outbid_hold(&mut conn, hold_id).await.unwrap(), RefundOutcome::AlreadyEnded);
+    assert_eq!(holds::capture(&mut conn, hold_id, seller_id, 0).await.unwrap(), Ended::Already);
+    assert_eq!(release_outbid_hold(&mut conn, hold_id + 1_000).await.unwrap(), RefundOutcome::Missing);
+    assert_eq!(app.wallet(&minji).await, (50_000, 0));
+    app.assert_audit_clean().await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_leading_hold_of_a_live_auction_is_never_refunded(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (hold_id, _, minji, _) = one_bid(&app).await;
+    let mut conn = app.pool.acquire().await.unwrap();
+    assert_eq!(release_outbid_hold(&mut conn, hold_id).await.unwrap(), RefundOutcome::StillLeading);
+    assert_eq!(app.wallet(&minji).await, (30_000, 20_000));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn concurrent_release_and_capture_of_one_hold_end_it_exactly_once(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (hold_id, seller_id, _, _) = one_bid(&app).await;
+    let (mut a, mut b) = (app.pool.acquire().await.unwrap(), app.pool.acquire().await.unwrap());
+    let (released, captured) =
+        tokio::join!(holds::release(&mut a, hold_id), holds::capture(&mut b, hold_id, seller_id, 0));
+    let outcomes = [released.unwrap(), captured.unwrap()];
+    assert_eq!(outcomes.iter().filter(|o| **o == Ended::Now).count(), 1, "{outcomes:?}");
+    app.assert_audit_clean().await;
+}
