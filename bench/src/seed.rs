@@ -26,6 +26,8 @@ const SEED_BIDDERS: u32 = 50;
 const SETUP_PARALLELISM: usize = 16;
 /// What the `list` scenario needs in the database.
 pub const MIN_AUCTIONS: i64 = 1_000;
+/// The fixed bid increment of every bench auction.
+pub const BID_INCREMENT: i64 = 1_000;
 pub const MIN_BIDS: i64 = 10_000;
 
 /// `bench_u{n}`.
@@ -63,7 +65,7 @@ pub fn auction_body(label: &str) -> Value {
         "condition": "good",
         "shipping_payer": "buyer",
         "start_price": rand::random_range(1..=100_i64) * 1_000,
-        "bid_increment": 1_000,
+        "bid_increment": BID_INCREMENT,
         "ends_at": ends_at.to_rfc3339_opts(SecondsFormat::Secs, true),
         "soft_close_seconds": 0,
     })

@@ -1,4 +1,4 @@
-//! `bids`: many funded bidders racing to place `min_next_bid` on fresh auctions.
+//! `bids`: many funded bidders outbidding each other on fresh auctions.
 //!
 //! Two phases: "spread" over 100 auctions, then "hot" with every bidder on one auction. Bidders bid
 //! the last amount they know to be acceptable (from bid answers and `bid_too_low` details) rather
@@ -20,6 +20,9 @@ use crate::stats::{Check, LatencySummary, all_pass, merge_counts, rate};
 struct Slot {
     seq: i64,
     min_next: i64,
+    /// The next amount to hand out: concurrent bidders climb a shared ladder of distinct amounts,
+    /// as a crowd outbidding each other does, instead of all offering the same minimum.
+    ladder: i64,
     leader: Option<i64>,
     open: bool,
 }
@@ -40,6 +43,7 @@ impl Board {
                     Mutex::new(Slot {
                         seq: a.seq,
                         min_next: a.min_next_bid,
+                        ladder: a.min_next_bid,
                         leader: a.leader_id,
                         open: a.status == "active",
                     })
@@ -61,6 +65,15 @@ impl Board {
             slot.leader = a.leader_id;
             slot.open = a.status == "active";
         }
+    }
+
+    /// Takes the next rung of the auction's ladder: at least the known minimum, and above every
+    /// amount already handed to another bidder.
+    fn claim(&self, idx: usize) -> i64 {
+        let mut slot = self.slots[idx].lock().unwrap();
+        let amount = slot.ladder.max(slot.min_next);
+        slot.ladder = amount + seed::BID_INCREMENT;
+        amount
     }
 
     fn raise(&self, idx: usize, minimum: i64) {
@@ -201,7 +214,8 @@ async fn phase(
     })
 }
 
-/// One bidder's loop: pick an auction it isn't leading, bid the known minimum, learn from the answer.
+/// One bidder's loop: pick an auction it isn't leading, bid the next rung of its ladder, learn from
+/// the answer.
 async fn bid_loop(api: &Api, me: &Session, board: &Board, deadline: Instant) -> Tally {
     let mut tally = Tally::default();
     let mut skips = 0_u32;
@@ -226,7 +240,8 @@ async fn bid_loop(api: &Api, me: &Session, board: &Board, deadline: Instant) -> 
         }
         skips = 0;
         let sent = Instant::now();
-        let reply = match api.place_bid(me, board.ids[idx], slot.min_next).await {
+        let amount = board.claim(idx);
+        let reply = match api.place_bid(me, board.ids[idx], amount).await {
             Ok(reply) => reply,
             Err(_) => {
                 tally.transport_errors += 1;
@@ -242,7 +257,7 @@ async fn bid_loop(api: &Api, me: &Session, board: &Board, deadline: Instant) -> 
                 tally.accepted_latencies.push(latency);
                 match Auction::deserialize(&reply.body["auction"]) {
                     Ok(a) => board.observe(idx, &a),
-                    Err(_) => board.raise(idx, slot.min_next + 1),
+                    Err(_) => board.raise(idx, amount + 1),
                 }
             }
             409 if code == "bid_too_low" => {

@@ -15,8 +15,8 @@ use super::store::{self, Auction};
 use super::{AuctionError, Status};
 use crate::events::{self, EventType};
 use crate::idempotency::{self, Claim};
-use crate::ledger::LedgerError;
-use crate::ledger::holds::{self, Hold};
+use crate::ledger::holds::{self, ForBid, Hold};
+use crate::ledger::{AccountId, LedgerError, UserAccounts};
 use crate::money::Krw;
 use crate::outbox::{self, FollowUp};
 
@@ -74,10 +74,12 @@ fn is_retryable(err: &AuctionError) -> bool {
     }
 }
 
-/// The auction row, locked for this transaction, with what the rules need and the database clock.
+/// The auction row, locked for this transaction, with what the rules need, the acting user's
+/// wallet accounts, and the database clock.
 struct Locked {
     state: AuctionState,
     leader_hold_id: Option<i64>,
+    actor_accounts: Option<UserAccounts>,
     now: DateTime<Utc>,
 }
 
@@ -96,15 +98,22 @@ struct LockedRow {
     ends_at: DateTime<Utc>,
     soft_close_seconds: i32,
     now: DateTime<Utc>,
+    available_account: Option<AccountId>,
+    held_account: Option<AccountId>,
 }
 
-async fn lock_auction(conn: &mut PgConnection, auction_id: i64) -> Result<Locked, AuctionError> {
+/// Locks the auction row (and reads the actor's account ids, which never change).
+async fn lock_auction(conn: &mut PgConnection, auction_id: i64, actor_id: i64) -> Result<Locked, AuctionError> {
     let row: LockedRow = sqlx::query_as(
-        "SELECT status, seller_id, start_price, current_price, bid_count, bid_increment, buy_now_price, \
-                leader_id, leader_hold_id, starts_at, ends_at, soft_close_seconds, clock_timestamp() AS now \
-         FROM auctions WHERE id = $1 FOR UPDATE",
+        "SELECT a.status, a.seller_id, a.start_price, a.current_price, a.bid_count, a.bid_increment, a.buy_now_price, \
+                a.leader_id, a.leader_hold_id, a.starts_at, a.ends_at, a.soft_close_seconds, \
+                clock_timestamp() AS now, \
+                (SELECT id FROM accounts WHERE user_id = $2 AND kind = 'available') AS available_account, \
+                (SELECT id FROM accounts WHERE user_id = $2 AND kind = 'held') AS held_account \
+         FROM auctions a WHERE a.id = $1 FOR UPDATE",
     )
     .bind(auction_id)
+    .bind(actor_id)
     .fetch_optional(conn)
     .await?
     .ok_or(AuctionError::NotFound)?;
@@ -123,6 +132,10 @@ async fn lock_auction(conn: &mut PgConnection, auction_id: i64) -> Result<Locked
             soft_close_seconds: row.soft_close_seconds,
         },
         leader_hold_id: row.leader_hold_id,
+        actor_accounts: row
+            .available_account
+            .zip(row.held_account)
+            .map(|(available, held)| UserAccounts { available, held }),
         now: row.now,
     })
 }
@@ -150,9 +163,13 @@ async fn insert_bid(
 /// Holds the bidder's money for `amount` (only the difference over their open hold) and records
 /// the release of the previous leader's hold when the lead changes hands.
 async fn take_the_lead(conn: &mut PgConnection, locked: &Locked, bid: &Bid) -> Result<Hold, AuctionError> {
-    let existing = holds::open_hold_for_update(conn, bid.bidder_id, bid.auction_id).await?;
-    let hold =
-        holds::hold_up_to(conn, bid.bidder_id, bid.auction_id, existing, Krw::from_trusted(bid.amount), bid.id).await?;
+    let accounts = locked.actor_accounts.ok_or(LedgerError::NoWallet(bid.bidder_id))?;
+    // Read after the auction lock is granted, in a statement of its own: under READ COMMITTED a
+    // row joined into the locking statement would come from before the wait, and a refund that
+    // committed meanwhile would go unseen.
+    let existing = holds::open_hold(conn, bid.bidder_id, bid.auction_id).await?;
+    let for_bid = ForBid { bidder_id: bid.bidder_id, auction_id: bid.auction_id, bid_id: bid.id };
+    let hold = holds::hold_up_to(conn, accounts, existing, for_bid, Krw::from_trusted(bid.amount)).await?;
     if let Some(previous) = locked.leader_hold_id.filter(|id| *id != hold.id) {
         outbox::record(conn, &FollowUp::ReleaseHold { hold_id: previous }).await?;
     }
@@ -209,8 +226,29 @@ pub async fn place_bid(
     amount: Krw,
     idempotency_key: Option<&str>,
 ) -> Result<BidReceipt, AuctionError> {
+    if idempotency_key.is_none() {
+        refuse_early_if_too_low(pool, auction_id, amount).await?;
+    }
     let request_hash = idempotency::fingerprint("place_bid", &(auction_id, amount));
     in_transaction!(pool, |conn| place_bid_once(conn, auction_id, bidder_id, amount, idempotency_key, &request_hash))
+}
+
+/// Refuses a bid below the minimum from a plain read, without queueing for the auction's row lock.
+/// Sound because the minimum never falls: a bid too low now is too low at any later moment. On a
+/// busy auction most losing bids end here, so they do not slow the winning ones. (With an
+/// Idempotency-Key the full path runs, so a repeat still gets its first result.)
+async fn refuse_early_if_too_low(pool: &PgPool, auction_id: i64, amount: Krw) -> Result<(), AuctionError> {
+    let snapshot: Option<(i64, i32, i64, Option<i64>)> =
+        sqlx::query_as("SELECT start_price, bid_count, current_price, bid_increment FROM auctions WHERE id = $1")
+            .bind(auction_id)
+            .fetch_optional(pool)
+            .await?;
+    let (start_price, bid_count, current_price, bid_increment) = snapshot.ok_or(AuctionError::NotFound)?;
+    let minimum = rules::min_next_bid(start_price, bid_count, current_price, bid_increment);
+    if amount.get() < minimum {
+        return Err(rules::Refusal::TooLow { minimum }.into());
+    }
+    Ok(())
 }
 
 async fn place_bid_once(
@@ -224,7 +262,7 @@ async fn place_bid_once(
     if let Some(receipt) = replayed(conn, bidder_id, idempotency_key, request_hash).await? {
         return Ok(receipt);
     }
-    let locked = lock_auction(conn, auction_id).await?;
+    let locked = lock_auction(conn, auction_id, bidder_id).await?;
     let accepted = rules::check_bid(&locked.state, bidder_id, amount.get(), locked.now)?;
     let bid = insert_bid(conn, auction_id, bidder_id, amount.get(), false).await?;
     let hold = take_the_lead(conn, &locked, &bid).await?;
@@ -279,7 +317,7 @@ async fn buy_now_once(
     if let Some(receipt) = replayed(conn, buyer_id, idempotency_key, request_hash).await? {
         return Ok(receipt);
     }
-    let locked = lock_auction(conn, auction_id).await?;
+    let locked = lock_auction(conn, auction_id, buyer_id).await?;
     let price = rules::check_buy_now(&locked.state, buyer_id, locked.now)?;
     let bid = insert_bid(conn, auction_id, buyer_id, price, true).await?;
     let hold = take_the_lead(conn, &locked, &bid).await?;
@@ -317,7 +355,7 @@ pub async fn cancel(pool: &PgPool, auction_id: i64, seller_id: i64) -> Result<Au
 }
 
 async fn cancel_once(conn: &mut PgConnection, auction_id: i64, seller_id: i64) -> Result<Auction, AuctionError> {
-    let locked = lock_auction(conn, auction_id).await?;
+    let locked = lock_auction(conn, auction_id, seller_id).await?;
     if locked.state.seller_id != seller_id {
         return Err(AuctionError::NotSeller);
     }

@@ -24,6 +24,16 @@ pub fn tiered_increment(price: i64) -> i64 {
     INCREMENT_TIERS.iter().find(|(below, _)| price < *below).map_or(TOP_INCREMENT, |(_, inc)| *inc)
 }
 
+/// The smallest acceptable next bid: the start price first, then current price + increment (fixed,
+/// or from the tiered table).
+pub fn min_next_bid(start_price: i64, bid_count: i32, current_price: i64, bid_increment: Option<i64>) -> i64 {
+    if bid_count == 0 {
+        start_price
+    } else {
+        current_price + bid_increment.unwrap_or_else(|| tiered_increment(current_price))
+    }
+}
+
 /// What the rules need to know about an auction.
 #[derive(Debug, Clone, Copy)]
 pub struct AuctionState {
@@ -57,9 +67,9 @@ impl AuctionState {
         self.bid_increment.unwrap_or_else(|| tiered_increment(self.current_price))
     }
 
-    /// The smallest acceptable next bid: the start price first, then current price + increment.
+    /// The smallest acceptable next bid.
     pub fn min_next_bid(&self) -> i64 {
-        if self.bid_count == 0 { self.start_price } else { self.current_price + self.increment() }
+        min_next_bid(self.start_price, self.bid_count, self.current_price, self.bid_increment)
     }
 
     /// The status a client sees: a scheduled auction whose start has passed is active.

@@ -7,7 +7,7 @@
 use sqlx::PgConnection;
 
 use super::transfers::{Movement, TransferKind, transfer};
-use super::{FEES_ACCOUNT, LedgerError, user_accounts};
+use super::{FEES_ACCOUNT, LedgerError, UserAccounts, user_accounts};
 use crate::money::Krw;
 
 /// An open hold.
@@ -23,15 +23,11 @@ pub struct Hold {
     pub amount: i64,
 }
 
-/// The bidder's open hold on an auction, locked for the rest of the transaction.
-pub async fn open_hold_for_update(
-    conn: &mut PgConnection,
-    user_id: i64,
-    auction_id: i64,
-) -> Result<Option<Hold>, sqlx::Error> {
+/// The bidder's open hold on an auction. Holds of an auction change only under its row lock, so
+/// a caller holding that lock may rely on the answer for the rest of its transaction.
+pub async fn open_hold(conn: &mut PgConnection, user_id: i64, auction_id: i64) -> Result<Option<Hold>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, user_id, auction_id, amount FROM holds \
-         WHERE user_id = $1 AND auction_id = $2 AND status = 'open' FOR UPDATE",
+        "SELECT id, user_id, auction_id, amount FROM holds WHERE user_id = $1 AND auction_id = $2 AND status = 'open'",
     )
     .bind(user_id)
     .bind(auction_id)
@@ -39,18 +35,27 @@ pub async fn open_hold_for_update(
     .await
 }
 
-/// Makes the bidder's hold on `auction_id` equal `total`, moving only the difference from available
-/// to held. `existing` is the bidder's open hold (from [`open_hold_for_update`]); `total` must be
-/// larger than it.
+/// The bid a hold is placed or raised for.
+#[derive(Debug, Clone, Copy)]
+pub struct ForBid {
+    /// Whose money.
+    pub bidder_id: i64,
+    /// Which auction.
+    pub auction_id: i64,
+    /// Which bid.
+    pub bid_id: i64,
+}
+
+/// Makes the bidder's hold on the bid's auction equal `total`, moving only the difference from
+/// available to held. `existing` is the bidder's open hold on that auction, read under the auction's
+/// row lock; `total` must be larger than it.
 pub async fn hold_up_to(
     conn: &mut PgConnection,
-    user_id: i64,
-    auction_id: i64,
+    accounts: UserAccounts,
     existing: Option<Hold>,
+    bid: ForBid,
     total: Krw,
-    bid_id: i64,
 ) -> Result<Hold, LedgerError> {
-    let accounts = user_accounts(conn, user_id).await?;
     let hold: Hold = match existing {
         Some(hold) => {
             sqlx::query_as("UPDATE holds SET amount = $2 WHERE id = $1 RETURNING id, user_id, auction_id, amount")
@@ -64,8 +69,8 @@ pub async fn hold_up_to(
                 "INSERT INTO holds (user_id, auction_id, amount) VALUES ($1, $2, $3) \
                  RETURNING id, user_id, auction_id, amount",
             )
-            .bind(user_id)
-            .bind(auction_id)
+            .bind(bid.bidder_id)
+            .bind(bid.auction_id)
             .bind(total.get())
             .fetch_one(&mut *conn)
             .await?
@@ -81,8 +86,8 @@ pub async fn hold_up_to(
             amount: Krw::from_trusted(additional),
             kind: TransferKind::Hold,
             hold_id: Some(hold.id),
-            auction_id: Some(auction_id),
-            bid_id: Some(bid_id),
+            auction_id: Some(bid.auction_id),
+            bid_id: Some(bid.bid_id),
         },
     )
     .await?;

@@ -25,6 +25,8 @@ pub async fn count<T>(work: impl Future<Output = T>) -> usize {
     let counter = Arc::new(AtomicUsize::new(0));
     let subscriber = tracing_subscriber::registry().with(StatementCounter(counter.clone()));
     let guard = tracing::subscriber::set_default(subscriber);
+    // Callsites first reached while no subscriber listened have cached "never"; ask again.
+    tracing::callsite::rebuild_interest_cache();
     work.await;
     drop(guard);
     counter.load(Ordering::SeqCst)
