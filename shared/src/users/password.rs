@@ -1,16 +1,32 @@
 //! argon2id password hashing, off the async threads because it is deliberately slow.
+//!
+//! Each hash takes ~19 MiB and a core for a few milliseconds, so hashing runs at most one per core
+//! at a time: a burst of logins waits its turn instead of taking gigabytes of memory.
 
 use std::sync::LazyLock;
+
+use tokio::sync::Semaphore;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 
 use super::UserError;
 
+static HASHING_SLOTS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
+/// Runs one hashing job on the blocking pool once a hashing slot is free.
+async fn run_hashing<T: Send + 'static>(
+    job: impl FnOnce() -> Result<T, UserError> + Send + 'static,
+) -> Result<T, UserError> {
+    let _slot = HASHING_SLOTS.acquire().await.map_err(|e| UserError::Hashing(e.to_string()))?;
+    tokio::task::spawn_blocking(job).await.map_err(|e| UserError::Hashing(e.to_string()))?
+}
+
 /// Hashes `password` with argon2id and a random salt, in PHC string form.
 pub async fn hash_password(password: &str) -> Result<String, UserError> {
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
+    run_hashing(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -18,7 +34,6 @@ pub async fn hash_password(password: &str) -> Result<String, UserError> {
             .map_err(|e| UserError::Hashing(e.to_string()))
     })
     .await
-    .map_err(|e| UserError::Hashing(e.to_string()))?
 }
 
 /// A hash of a password nobody has, verified when the user does not exist so that a failed login
@@ -34,7 +49,7 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 /// Whether `password` matches `stored_hash`; with no hash, spends the same time and says no.
 pub async fn verify_password(password: &str, stored_hash: Option<String>) -> Result<bool, UserError> {
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
+    run_hashing(move || {
         let known_user = stored_hash.is_some();
         let hash_text = stored_hash.unwrap_or_else(|| DUMMY_HASH.clone());
         let hash = PasswordHash::new(&hash_text).map_err(|e| UserError::Hashing(e.to_string()))?;
@@ -42,5 +57,4 @@ pub async fn verify_password(password: &str, stored_hash: Option<String>) -> Res
         Ok(known_user && matches)
     })
     .await
-    .map_err(|e| UserError::Hashing(e.to_string()))?
 }
