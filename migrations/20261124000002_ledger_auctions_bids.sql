@@ -128,9 +128,10 @@ CREATE TABLE outbox (
     kind        TEXT NOT NULL,
     payload     JSONB NOT NULL,
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
-    done_at     TIMESTAMPTZ
+    -- When the relay handed it to its job queue.
+    relayed_at  TIMESTAMPTZ
 );
-CREATE INDEX outbox_pending_idx ON outbox (id) WHERE done_at IS NULL;
+CREATE INDEX outbox_pending_idx ON outbox (kind, id) WHERE relayed_at IS NULL;
 
 -- What an auction's watchers are told, in order: seq rises by one per auction with no gaps.
 CREATE TABLE auction_events (

@@ -1,10 +1,14 @@
-//! `neighborbid-bench`: drives a running NeighborBid stack over HTTP and prints one JSON report.
+//! `neighborbid-bench`: drives a running NeighborBid stack and prints one JSON report.
 //!
-//! Progress goes to stderr; stdout carries only the report, so `… | jq` works.
+//! `list` and `bids` go through the HTTP API; `close` and `jobs` seed and observe PostgreSQL directly
+//! to measure the scheduler and the workers. Progress goes to stderr; stdout carries only the report,
+//! so `… | jq` works.
 
 mod client;
 mod scenarios;
 mod seed;
+mod smtp_sink;
+mod sql_seed;
 mod stats;
 
 use std::time::Duration;
@@ -14,16 +18,22 @@ use clap::{Parser, ValueEnum};
 
 use crate::client::Api;
 
-/// Benchmark a running NeighborBid server.
+/// Benchmark a running NeighborBid stack.
+///
+/// `close` and `jobs` need --database-url (the stack's DATABASE_URL) and a running stack: two
+/// `neighborbid-scheduler` and two `neighborbid-worker` processes on the same DATABASE_URL and
+/// REDIS_URL (the web server is optional); for `close` the workers send mail to the bench's SMTP
+/// sink (MAIL_URL=smtp://127.0.0.1:2525).
 #[derive(Debug, Parser)]
-#[command(name = "neighborbid-bench", version, about)]
+#[command(name = "neighborbid-bench", version, about, long_about)]
 struct Cli {
     /// What to measure.
     scenario: Scenario,
     /// Where the server listens (without `/api/v1`).
     #[arg(long, env = "BENCH_BASE_URL", default_value = "http://127.0.0.1:8080")]
     base_url: String,
-    /// When set, `list` counts auctions and bids with SQL instead of paging the API.
+    /// Required by `close` and `jobs`; when set, `list` counts auctions and bids with SQL instead of
+    /// paging the API.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// How long each measured phase runs.
@@ -35,6 +45,12 @@ struct Cli {
     /// An admin bearer token; `bids` then runs the ledger audit afterwards.
     #[arg(long, env = "BENCH_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// `close`: where the in-process SMTP sink listens (start the workers with MAIL_URL=smtp://<this>).
+    #[arg(long, default_value = "127.0.0.1:2525")]
+    smtp_listen: String,
+    /// `jobs`: how many holds to seed and refund.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    jobs: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -43,6 +59,14 @@ enum Scenario {
     List,
     /// Bidders racing on 100 auctions, then all on one hot auction.
     Bids,
+    /// Seed (SQL) 1,000 active auctions, each led by one bid, all ending 5 s later at the same second;
+    /// report seconds from the end until all are closed (target <= 2 s), settled (<= 10 s) and every
+    /// email sent (<= 10 s), counting mail in an SMTP sink on --smtp-listen. Gives up after 120 s.
+    Close,
+    /// Seed (SQL) --jobs open holds on unsold auctions and, in the same transaction, one
+    /// `release_hold` outbox row each; report refunds/s from the commit until every hold is released
+    /// (target >= 2,000/s): the outbox relay and the refund workers end to end.
+    Jobs,
 }
 
 #[tokio::main]
@@ -62,11 +86,22 @@ async fn main() -> anyhow::Result<()> {
             let api = Api::new(&cli.base_url, bidders)?;
             scenarios::bids::run(&api, duration, bidders, cli.admin_token.as_deref()).await?
         }
+        Scenario::Close => scenarios::close::run(database_url(&cli)?, &cli.smtp_listen).await?,
+        Scenario::Jobs => scenarios::jobs::run(database_url(&cli)?, cli.jobs).await?,
     };
     let mut report = report;
-    report["base_url"] = cli.base_url.into();
+    if matches!(cli.scenario, Scenario::List | Scenario::Bids) {
+        report["base_url"] = cli.base_url.into();
+    }
     report["finished_at"] = chrono::Utc::now().to_rfc3339().into();
     let text = serde_json::to_string_pretty(&report).context("failed to render the report")?;
     println!("{text}");
     Ok(())
+}
+
+/// The database URL the SQL scenarios cannot run without.
+fn database_url(cli: &Cli) -> anyhow::Result<&str> {
+    cli.database_url
+        .as_deref()
+        .context("this scenario needs --database-url (or DATABASE_URL): it seeds and watches PostgreSQL")
 }

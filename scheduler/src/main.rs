@@ -1,4 +1,5 @@
-//! `neighborbid-scheduler`: closes ended auctions exactly once and runs reconciliation sweeps.
+//! `neighborbid-scheduler`: closes ended auctions exactly once, relays the outbox to the job
+//! queues and runs reconciliation sweeps. Several replicas may run.
 
 use anyhow::Context;
 use clap::Parser;
@@ -16,12 +17,14 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let _telemetry = telemetry::init("neighborbid-scheduler", &config);
     let pool = db::connect(&config).context("failed to configure the database pool")?;
-    let redis = redis::Client::open(config.redis_url.expose()).context("invalid REDIS_URL")?;
+    let redis_client = redis::Client::open(config.redis_url.expose()).context("invalid REDIS_URL")?;
     tokio::select! {
-        () = health::wait_until_ready(&pool, &redis) => tracing::info!("scheduler ready"),
+        () = health::wait_until_ready(&pool, &redis_client) => {}
         () = shutdown::signal() => return Ok(()),
     }
-    shutdown::signal().await;
+    let redis = redis_client.get_connection_manager().await.context("failed to connect to Redis")?;
+    let options = neighborbid_scheduler::SchedulerOptions::default();
+    neighborbid_scheduler::run(pool.clone(), redis, config.queue_prefix.clone(), options, shutdown::signal()).await?;
     pool.close().await;
     tracing::info!("scheduler stopped");
     Ok(())

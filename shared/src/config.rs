@@ -65,6 +65,17 @@ pub struct Config {
     pub session_ttl: Duration,
     /// `MAX_BODY_BYTES`: the largest request body the API reads.
     pub max_body_bytes: usize,
+    /// `QUEUE_PREFIX`: the namespace of the job queues in Redis.
+    pub queue_prefix: String,
+    /// `MAIL_URL`: SMTP server (`smtp://host:port`, `smtp://user:pass@host:587?tls=required`,
+    /// `smtps://…`); without it emails are written as `.eml` files to `MAIL_DIR`.
+    pub mail_url: Option<Secret>,
+    /// `MAIL_DIR`: where emails go without `MAIL_URL`.
+    pub mail_dir: std::path::PathBuf,
+    /// `MAIL_FROM`: the sender of every email.
+    pub mail_from: String,
+    /// `PLATFORM_FEE_BPS`: the platform's share of each sale in basis points (0–9,999).
+    pub platform_fee_bps: u16,
 }
 
 /// A setting that could not be understood.
@@ -124,6 +135,14 @@ impl Config {
             },
             session_ttl: Duration::from_secs(3600 * parse::<u64>(&lookup, "SESSION_TTL_HOURS", 168)?),
             max_body_bytes: parse(&lookup, "MAX_BODY_BYTES", 64 * 1024)?,
+            queue_prefix: lookup("QUEUE_PREFIX").unwrap_or_else(|| "neighborbid".into()),
+            mail_url: lookup("MAIL_URL").map(Secret::new),
+            mail_dir: lookup("MAIL_DIR").unwrap_or_else(|| "var/mail".into()).into(),
+            mail_from: lookup("MAIL_FROM").unwrap_or_else(|| "NeighborBid <no-reply@neighborbid.local>".into()),
+            platform_fee_bps: match parse(&lookup, "PLATFORM_FEE_BPS", 0_u16)? {
+                fee if fee < 10_000 => fee,
+                fee => return Err(invalid("PLATFORM_FEE_BPS", format!("{fee} is not below 10,000"))),
+            },
         })
     }
 }

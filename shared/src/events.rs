@@ -17,6 +17,10 @@ pub enum EventType {
     AuctionClosed,
     /// Withdrawn by the seller.
     AuctionCancelled,
+    /// The winner's money reached the seller.
+    AuctionSettled,
+    /// Ended without a valid winner.
+    AuctionUnsold,
 }
 
 impl EventType {
@@ -27,6 +31,8 @@ impl EventType {
             Self::AuctionExtended => "auction_extended",
             Self::AuctionClosed => "auction_closed",
             Self::AuctionCancelled => "auction_cancelled",
+            Self::AuctionSettled => "auction_settled",
+            Self::AuctionUnsold => "auction_unsold",
         }
     }
 }

@@ -4,12 +4,14 @@
 pub mod auctions;
 pub mod config;
 pub mod db;
+pub mod email;
 pub mod events;
 pub mod health;
 pub mod idempotency;
 pub mod jobs;
 pub mod ledger;
 pub mod money;
+pub mod notifications;
 pub mod outbox;
 pub mod pagination;
 pub mod reference;

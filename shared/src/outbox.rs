@@ -1,5 +1,6 @@
 //! The outbox: follow-up work recorded in the same transaction as the change that causes it, so
-//! it can never be lost between a commit and a queue push. A relay moves rows to the job queues.
+//! it can never be lost between a commit and a queue push. The relay (`jobs::relay`) moves rows to
+//! the job queues; the reconciliation sweep re-derives anything lost after that.
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -18,13 +19,20 @@ pub enum FollowUp {
         /// The closed auction.
         auction_id: i64,
     },
+    /// Send one recorded email.
+    SendEmail {
+        /// The notification row.
+        notification_id: i64,
+    },
 }
 
 impl FollowUp {
-    fn kind(&self) -> &'static str {
+    /// The stored kind, also the follow-up's queue.
+    pub fn kind(&self) -> &'static str {
         match self {
             Self::ReleaseHold { .. } => "release_hold",
             Self::SettleAuction { .. } => "settle_auction",
+            Self::SendEmail { .. } => "send_email",
         }
     }
 }
@@ -40,18 +48,35 @@ pub async fn record(conn: &mut PgConnection, follow_up: &FollowUp) -> Result<(),
     Ok(())
 }
 
-/// Pending follow-ups, oldest first, at most `limit`.
-pub async fn pending(conn: &mut PgConnection, limit: i64) -> Result<Vec<(i64, FollowUp)>, sqlx::Error> {
-    let rows: Vec<(i64, serde_json::Value)> =
-        sqlx::query_as("SELECT id, payload FROM outbox WHERE done_at IS NULL ORDER BY id LIMIT $1")
-            .bind(limit)
-            .fetch_all(conn)
-            .await?;
-    Ok(rows.into_iter().filter_map(|(id, payload)| serde_json::from_value(payload).ok().map(|f| (id, f))).collect())
+/// Up to `limit` follow-ups of `kind` not yet relayed, oldest first, locked so that concurrent
+/// relays take different rows.
+pub async fn claim_unrelayed(
+    conn: &mut PgConnection,
+    kind: &str,
+    limit: i64,
+) -> Result<Vec<(i64, FollowUp)>, sqlx::Error> {
+    let rows: Vec<(i64, serde_json::Value)> = sqlx::query_as(
+        "SELECT id, payload FROM outbox WHERE relayed_at IS NULL AND kind = $1 ORDER BY id LIMIT $2 \
+         FOR UPDATE SKIP LOCKED",
+    )
+    .bind(kind)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, payload)| match serde_json::from_value(payload) {
+            Ok(follow_up) => Some((id, follow_up)),
+            Err(err) => {
+                tracing::error!(outbox.id = id, error = %err, "unreadable outbox row");
+                None
+            }
+        })
+        .collect())
 }
 
-/// Marks a follow-up done.
-pub async fn mark_done(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET done_at = now() WHERE id = $1 AND done_at IS NULL").bind(id).execute(conn).await?;
+/// Marks follow-ups as handed to their queue.
+pub async fn mark_relayed(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE outbox SET relayed_at = now() WHERE id = ANY($1)").bind(ids).execute(conn).await?;
     Ok(())
 }

@@ -1,4 +1,6 @@
 //! One module per scenario; each returns its JSON report.
 
 pub mod bids;
+pub mod close;
+pub mod jobs;
 pub mod list;

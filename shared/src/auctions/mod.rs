@@ -1,6 +1,7 @@
 //! Auctions: the rules, listing and creation, and the bidding transactions.
 
 pub mod bidding;
+pub mod closing;
 pub mod listing;
 pub mod new;
 pub mod rules;

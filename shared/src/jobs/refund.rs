@@ -1,9 +1,12 @@
-//! Refund: release a hold that no longer leads its auction.
+//! Refund: release a hold that no longer leads its auction, and tell its bidder they were outbid.
 
+use serde::{Deserialize, Serialize};
 use sqlx::{Connection, PgConnection};
 
+use crate::email::NotificationKind;
 use crate::ledger::LedgerError;
 use crate::ledger::holds::{self, Ended};
+use crate::notifications;
 
 /// What a refund run did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +21,13 @@ pub enum RefundOutcome {
     Missing,
 }
 
+/// The refund job's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundJob {
+    /// The hold to release.
+    pub hold_id: i64,
+}
+
 /// Releases `hold_id` unless it is the leading hold of an auction that is still live or awaiting
 /// settlement. Locks the auction row first, the order every bid uses, so it cannot deadlock with
 /// bids; runs in its own transaction; a second run is a no-op.
@@ -30,7 +40,7 @@ pub async fn release_outbid_hold(conn: &mut PgConnection, hold_id: i64) -> Resul
     .bind(hold_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((_, leader_hold_id, status)) = auction else {
+    let Some((auction_id, leader_hold_id, status)) = auction else {
         tracing::warn!(hold.id = hold_id, "refund for a hold that does not exist");
         return Ok(RefundOutcome::Missing);
     };
@@ -42,6 +52,11 @@ pub async fn release_outbid_hold(conn: &mut PgConnection, hold_id: i64) -> Resul
         Ended::Now => RefundOutcome::Released,
         Ended::Already => RefundOutcome::AlreadyEnded,
     };
+    if outcome == RefundOutcome::Released && auction_needs_it {
+        let bidder: i64 =
+            sqlx::query_scalar("SELECT user_id FROM holds WHERE id = $1").bind(hold_id).fetch_one(&mut *tx).await?;
+        notifications::record(&mut tx, NotificationKind::Outbid, auction_id, bidder).await?;
+    }
     tx.commit().await?;
     Ok(outcome)
 }

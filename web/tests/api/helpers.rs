@@ -135,27 +135,25 @@ impl TestApp {
     }
 
     /// Runs every recorded hold release, as the refund workers will: drains the outbox's release
-    /// follow-ups and marks them done.
+    /// follow-ups and marks them relayed.
     pub async fn run_pending_releases(&self) {
         use neighborbid_shared::jobs::refund::release_outbid_hold;
         use neighborbid_shared::outbox::{self, FollowUp};
+        use sqlx::Connection;
         let mut conn = self.pool.acquire().await.unwrap();
         loop {
-            let releases: Vec<(i64, i64)> = outbox::pending(&mut conn, 1_000)
-                .await
-                .unwrap()
-                .into_iter()
-                .filter_map(|(id, follow_up)| match follow_up {
-                    FollowUp::ReleaseHold { hold_id } => Some((id, hold_id)),
-                    FollowUp::SettleAuction { .. } => None,
-                })
-                .collect();
-            if releases.is_empty() {
+            let mut tx = conn.begin().await.unwrap();
+            let batch = outbox::claim_unrelayed(&mut tx, "release_hold", 1_000).await.unwrap();
+            if batch.is_empty() {
                 return;
             }
-            for (id, hold_id) in releases {
-                release_outbid_hold(&mut conn, hold_id).await.unwrap();
-                outbox::mark_done(&mut conn, id).await.unwrap();
+            let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+            outbox::mark_relayed(&mut tx, &ids).await.unwrap();
+            tx.commit().await.unwrap();
+            for (_, follow_up) in batch {
+                if let FollowUp::ReleaseHold { hold_id } = follow_up {
+                    release_outbid_hold(&mut conn, hold_id).await.unwrap();
+                }
             }
         }
     }

@@ -1,0 +1,160 @@
+//! The scheduler: closes ended auctions every second (exactly once across replicas, by PostgreSQL
+//! locks and conditional updates; apalis-cron fires on every replica), relays the outbox to the job
+//! queues, and sweeps for lost work every 30 seconds.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::*;
+use apalis_cron::{CronScheduler, Tick};
+use apalis_redis::ConnectionManager;
+use neighborbid_shared::auctions::closing::close_due;
+use neighborbid_shared::jobs::{reconcile, relay};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+
+/// Auctions closed per transaction; a pass repeats while full batches come back.
+const CLOSE_BATCH: i64 = 500;
+/// How often the relay looks for new outbox rows when idle.
+const RELAY_POLL: Duration = Duration::from_millis(50);
+
+/// How the scheduler paces its sweeps.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// When the reconciliation sweep runs (6-field cron, seconds first).
+    pub sweep_schedule: String,
+    /// How overdue work must be before the sweep re-records it.
+    pub sweep_grace_secs: i32,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        Self { sweep_schedule: "*/30 * * * * *".into(), sweep_grace_secs: reconcile::DEFAULT_GRACE_SECS }
+    }
+}
+
+/// A cron tick only wakes its task: apalis-cron 1.0 ends a schedule's worker when a handler runs
+/// past the next tick, so the work itself (a close pass can take seconds) runs beside it.
+async fn wake(_tick: Tick, task: Data<Arc<Notify>>) -> Result<(), BoxDynError> {
+    task.notify_one();
+    Ok(())
+}
+
+/// Closes ended auctions each time it is woken, repeating while full batches come back.
+async fn closer(pool: PgPool, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        loop {
+            let pass = match pool.acquire().await {
+                Ok(mut conn) => close_due(&mut conn, CLOSE_BATCH).await,
+                Err(err) => Err(err),
+            };
+            match pass {
+                Ok(pass) => {
+                    if pass.closed + pass.unsold > 0 || pass.activated > 0 {
+                        tracing::info!(
+                            closed = pass.closed,
+                            unsold = pass.unsold,
+                            activated = pass.activated,
+                            "closed ended auctions"
+                        );
+                    }
+                    if pass.skipped || (pass.closed + pass.unsold) < CLOSE_BATCH as usize {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "closing pass failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Re-records overdue follow-ups each time it is woken.
+async fn sweeper(pool: PgPool, wake: Arc<Notify>, grace_secs: i32) {
+    loop {
+        wake.notified().await;
+        let swept = match pool.acquire().await {
+            Ok(mut conn) => reconcile::sweep(&mut conn, grace_secs).await,
+            Err(err) => Err(err),
+        };
+        match swept {
+            Ok(swept) if swept != reconcile::Swept::default() => {
+                tracing::warn!(?swept, "re-recorded overdue follow-ups")
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!(error = %err, "sweep failed"),
+        }
+    }
+}
+
+/// Moves outbox rows to the queues for as long as the scheduler runs, pausing only when there is
+/// nothing to move.
+async fn relay_loop(pool: PgPool, redis: ConnectionManager, prefix: String) {
+    loop {
+        let moved = match pool.acquire().await {
+            Ok(mut conn) => relay::relay_once(&mut conn, &redis, &prefix).await,
+            Err(err) => Err(err.into()),
+        };
+        match moved {
+            Ok(0) => tokio::time::sleep(RELAY_POLL).await,
+            Ok(n) => tracing::debug!(relayed = n, "relayed follow-ups"),
+            Err(err) => {
+                tracing::warn!(error = %err, "relay pass failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Runs the scheduler until `shutdown` completes.
+pub async fn run(
+    pool: PgPool,
+    redis: ConnectionManager,
+    queue_prefix: String,
+    options: SchedulerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let every_second = cron::Schedule::from_str("* * * * * *")?;
+    let sweep_schedule = cron::Schedule::from_str(&options.sweep_schedule)?;
+    let (close_wake, sweep_wake) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let tasks = [
+        tokio::spawn(closer(pool.clone(), close_wake.clone())),
+        tokio::spawn(sweeper(pool.clone(), sweep_wake.clone(), options.sweep_grace_secs)),
+        tokio::spawn(relay_loop(pool, redis, queue_prefix)),
+    ];
+    let suffix = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let (close_name, sweep_name) = (format!("close-{suffix}"), format!("sweep-{suffix}"));
+    let monitor = Monitor::new()
+        .register(move |_| {
+            WorkerBuilder::new(close_name.clone())
+                .backend(CronScheduler::new(every_second.clone()))
+                .data(close_wake.clone())
+                .build(wake)
+        })
+        .register(move |_| {
+            WorkerBuilder::new(sweep_name.clone())
+                .backend(CronScheduler::new(sweep_schedule.clone()))
+                .data(sweep_wake.clone())
+                .build(wake)
+        })
+        .should_restart(|worker, error| {
+            tracing::error!(worker = worker.name(), %error, "schedule stopped; restarting it");
+            true
+        })
+        .shutdown_timeout(Duration::from_secs(10));
+    tracing::info!("scheduler ready");
+    let result = monitor
+        .run_with_signal(async move {
+            shutdown.await;
+            Ok(())
+        })
+        .await;
+    for task in tasks {
+        task.abort();
+    }
+    result.map_err(Into::into)
+}

@@ -1,0 +1,91 @@
+//! Closing ended auctions, exactly once with any number of scheduler replicas.
+//!
+//! One replica at a time closes (a transaction-scoped PostgreSQL advisory lock); each auction moves
+//! out of `active` by a conditional update that re-checks `ends_at` on the locked row, so a bid that
+//! extended the end, a buy-now or a cancellation that got there first simply wins the race.
+
+use serde_json::json;
+use sqlx::{Connection, PgConnection};
+
+use crate::email::NotificationKind;
+use crate::events::{self, EventType};
+use crate::notifications;
+use crate::outbox::{self, FollowUp};
+
+/// The advisory lock key of the closer ("NBCLOSE" in ASCII).
+const CLOSER_LOCK: i64 = 0x004e_4243_4c4f_5345;
+
+/// What one closing pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Closed {
+    /// Scheduled auctions whose start passed.
+    pub activated: u64,
+    /// Ended with a winner; settlement recorded.
+    pub closed: usize,
+    /// Ended without one; releases recorded.
+    pub unsold: usize,
+    /// Another replica held the closer's lock; this pass did nothing.
+    pub skipped: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct Ended {
+    id: i64,
+    status: String,
+    seller_id: i64,
+    winner_id: Option<i64>,
+    current_price: i64,
+}
+
+/// Activates started auctions and closes up to `limit` ended ones, in one transaction.
+pub async fn close_due(conn: &mut PgConnection, limit: i64) -> Result<Closed, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let locked: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)").bind(CLOSER_LOCK).fetch_one(&mut *tx).await?;
+    if !locked {
+        return Ok(Closed { skipped: true, ..Closed::default() });
+    }
+    let activated =
+        sqlx::query("UPDATE auctions SET status = 'active' WHERE status = 'scheduled' AND starts_at <= now()")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    let ended: Vec<Ended> = sqlx::query_as(
+        "UPDATE auctions a SET \
+             status = CASE WHEN a.leader_id IS NOT NULL \
+                            AND (a.reserve_price IS NULL OR a.current_price >= a.reserve_price) \
+                           THEN 'closed' ELSE 'unsold' END, \
+             winner_id = CASE WHEN a.reserve_price IS NULL OR a.current_price >= a.reserve_price \
+                              THEN a.leader_id END, \
+             ended_at = now() \
+         WHERE a.id IN (SELECT id FROM auctions WHERE status = 'active' AND ends_at <= now() \
+                        ORDER BY ends_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+           AND a.status = 'active' AND a.ends_at <= now() \
+         RETURNING a.id, a.status, a.seller_id, a.winner_id, a.current_price",
+    )
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut result = Closed { activated, ..Closed::default() };
+    for auction in &ended {
+        if auction.status == "closed" {
+            result.closed += 1;
+            outbox::record(&mut tx, &FollowUp::SettleAuction { auction_id: auction.id }).await?;
+            let data = json!({ "winner_id": auction.winner_id, "price": auction.current_price });
+            events::append(&mut tx, auction.id, &[(EventType::AuctionClosed, data)]).await?;
+        } else {
+            result.unsold += 1;
+            let holds: Vec<i64> = sqlx::query_scalar("SELECT id FROM holds WHERE auction_id = $1 AND status = 'open'")
+                .bind(auction.id)
+                .fetch_all(&mut *tx)
+                .await?;
+            for hold_id in holds {
+                outbox::record(&mut tx, &FollowUp::ReleaseHold { hold_id }).await?;
+            }
+            events::append(&mut tx, auction.id, &[(EventType::AuctionUnsold, json!({}))]).await?;
+            notifications::record(&mut tx, NotificationKind::Unsold, auction.id, auction.seller_id).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(result)
+}

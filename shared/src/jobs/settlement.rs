@@ -1,0 +1,80 @@
+//! Settlement: a closed auction's winner pays the seller; every other hold on it is released.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::{Connection, PgConnection};
+
+use crate::email::NotificationKind;
+use crate::events::{self, EventType};
+use crate::ledger::LedgerError;
+use crate::ledger::holds::{self, Ended};
+use crate::notifications;
+
+/// The settlement job's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettlementJob {
+    /// The closed auction.
+    pub auction_id: i64,
+}
+
+/// What a settlement run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleOutcome {
+    /// The money moved and the auction is settled now.
+    Settled,
+    /// Not in `closed` (settled already, or not ended): a repeated delivery; nothing moved.
+    NotClosed,
+    /// No such auction.
+    Missing,
+}
+
+/// How an auction ended, read under its row lock.
+#[derive(sqlx::FromRow)]
+struct Outcome {
+    status: String,
+    seller_id: i64,
+    winner_id: Option<i64>,
+    leader_hold_id: Option<i64>,
+    price: i64,
+}
+
+/// Settles `auction_id` exactly once: under the auction's row lock, and only from `closed`, it
+/// captures the winner's hold to the seller (`fee_bps` to the platform), releases every other open
+/// hold, marks the auction `settled` and records the winner's and seller's emails.
+pub async fn settle_auction(
+    conn: &mut PgConnection,
+    auction_id: i64,
+    fee_bps: u16,
+) -> Result<SettleOutcome, LedgerError> {
+    let mut tx = conn.begin().await?;
+    let row: Option<Outcome> = sqlx::query_as(
+        "SELECT status, seller_id, winner_id, leader_hold_id, current_price AS price FROM auctions WHERE id = $1 FOR UPDATE",
+    )
+    .bind(auction_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(Outcome { status, seller_id, winner_id, leader_hold_id, price }) = row else {
+        tracing::warn!(auction.id = auction_id, "settlement for an auction that does not exist");
+        return Ok(SettleOutcome::Missing);
+    };
+    let (Some(winner_id), Some(winning_hold), "closed") = (winner_id, leader_hold_id, status.as_str()) else {
+        return Ok(SettleOutcome::NotClosed);
+    };
+    if holds::capture(&mut tx, winning_hold, seller_id, fee_bps).await? == Ended::Already {
+        tracing::error!(auction.id = auction_id, hold.id = winning_hold, "winning hold had already ended");
+    }
+    let losers: Vec<i64> = sqlx::query_scalar("SELECT id FROM holds WHERE auction_id = $1 AND status = 'open'")
+        .bind(auction_id)
+        .fetch_all(&mut *tx)
+        .await?;
+    for hold_id in losers {
+        holds::release(&mut tx, hold_id).await?;
+    }
+    sqlx::query("UPDATE auctions SET status = 'settled' WHERE id = $1").bind(auction_id).execute(&mut *tx).await?;
+    let settled = json!({ "winner_id": winner_id, "price": price });
+    events::append(&mut tx, auction_id, &[(EventType::AuctionSettled, settled)]).await?;
+    notifications::record(&mut tx, NotificationKind::Won, auction_id, winner_id).await?;
+    notifications::record(&mut tx, NotificationKind::Sold, auction_id, seller_id).await?;
+    tx.commit().await?;
+    Ok(SettleOutcome::Settled)
+}

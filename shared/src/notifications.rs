@@ -1,0 +1,97 @@
+//! Recording the emails an auction's outcome calls for, in the transaction of that outcome.
+
+use sqlx::PgConnection;
+
+use crate::email::{Contact, Notification, NotificationKind};
+use crate::outbox::{self, FollowUp};
+
+/// Records that `recipient_id` must be told `kind` about `auction_id`, and the follow-up that
+/// sends it; recording the same (kind, auction, recipient) again does nothing.
+pub async fn record(
+    conn: &mut PgConnection,
+    kind: NotificationKind,
+    auction_id: i64,
+    recipient_id: i64,
+) -> Result<(), sqlx::Error> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO notifications (kind, auction_id, recipient_id) VALUES ($1, $2, $3) \
+         ON CONFLICT ON CONSTRAINT notifications_once DO NOTHING RETURNING id",
+    )
+    .bind(kind.as_str())
+    .bind(auction_id)
+    .bind(recipient_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(notification_id) = id {
+        outbox::record(conn, &FollowUp::SendEmail { notification_id }).await?;
+    }
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    kind: String,
+    auction_id: i64,
+    title: String,
+    price: i64,
+    recipient_username: String,
+    recipient_email: String,
+    counterpart_username: Option<String>,
+    counterpart_email: Option<String>,
+}
+
+/// Takes a sender's lease on an unsent notification and loads what its email says. `None` when it
+/// was sent already, or another delivery of the job is sending it right now.
+pub async fn lease(conn: &mut PgConnection, id: i64, lease_secs: i32) -> Result<Option<Notification>, sqlx::Error> {
+    let row: Option<Row> = sqlx::query_as(
+        "WITH leased AS ( \
+             UPDATE notifications SET sending_until = now() + make_interval(secs => $2), attempts = attempts + 1 \
+             WHERE id = $1 AND sent_at IS NULL AND (sending_until IS NULL OR sending_until < now()) \
+             RETURNING id, kind, auction_id, recipient_id) \
+         SELECT l.id, l.kind, l.auction_id, a.title, a.current_price AS price, \
+                r.username AS recipient_username, r.email AS recipient_email, \
+                c.username AS counterpart_username, c.email AS counterpart_email \
+         FROM leased l \
+         JOIN auctions a ON a.id = l.auction_id \
+         JOIN users r ON r.id = l.recipient_id \
+         LEFT JOIN users c ON c.id = CASE l.kind WHEN 'won' THEN a.seller_id WHEN 'sold' THEN a.winner_id END",
+    )
+    .bind(id)
+    .bind(lease_secs)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.and_then(|r| {
+        Some(Notification {
+            id: r.id,
+            kind: NotificationKind::parse(&r.kind)?,
+            auction_id: r.auction_id,
+            auction_title: r.title,
+            price: r.price,
+            recipient: Contact { username: r.recipient_username, email: r.recipient_email },
+            counterpart: r
+                .counterpart_username
+                .zip(r.counterpart_email)
+                .map(|(username, email)| Contact { username, email }),
+        })
+    }))
+}
+
+/// Marks a leased notification sent.
+pub async fn mark_sent(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE notifications SET sent_at = now(), sending_until = NULL, last_error = NULL WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Gives the lease back after a failed attempt, noting why, so a retry may send it.
+pub async fn mark_failed(conn: &mut PgConnection, id: i64, error: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE notifications SET sending_until = NULL, last_error = $2 WHERE id = $1 AND sent_at IS NULL")
+        .bind(id)
+        .bind(error)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
