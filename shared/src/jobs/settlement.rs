@@ -60,13 +60,12 @@ pub async fn settle_auction(
     let (Some(winner_id), Some(winning_hold), "closed") = (winner_id, leader_hold_id, status.as_str()) else {
         return Ok(SettleOutcome::NotClosed);
     };
-    if holds::capture(&mut tx, winning_hold, seller_id, fee_bps).await? == Ended::Already {
-        tracing::error!(auction.id = auction_id, hold.id = winning_hold, "winning hold had already ended");
-    }
-    let losers: Vec<i64> = sqlx::query_scalar("SELECT id FROM holds WHERE auction_id = $1 AND status = 'open'")
-        .bind(auction_id)
-        .fetch_all(&mut *tx)
-        .await?;
+    let losers: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM holds WHERE auction_id = $1 AND status = 'open' AND id <> $2")
+            .bind(auction_id)
+            .bind(winning_hold)
+            .fetch_all(&mut *tx)
+            .await?;
     for hold_id in losers {
         holds::release(&mut tx, hold_id).await?;
     }
@@ -75,6 +74,11 @@ pub async fn settle_auction(
     events::append(&mut tx, auction_id, &[(EventType::AuctionSettled, settled)]).await?;
     notifications::record(&mut tx, NotificationKind::Won, auction_id, winner_id).await?;
     notifications::record(&mut tx, NotificationKind::Sold, auction_id, seller_id).await?;
+    // Last, just before the commit: crediting the seller and the fee account locks rows that every
+    // settlement of that seller (and every settlement at all, for fees) shares.
+    if holds::capture(&mut tx, winning_hold, seller_id, fee_bps).await? == Ended::Already {
+        tracing::error!(auction.id = auction_id, hold.id = winning_hold, "winning hold had already ended");
+    }
     tx.commit().await?;
     Ok(SettleOutcome::Settled)
 }

@@ -139,6 +139,18 @@ impl From<SortView> for Sort {
     }
 }
 
+/// Which of the caller's auctions to list.
+#[derive(Enum, Clone, Copy)]
+#[oai(rename_all = "snake_case")]
+pub enum MyView {
+    /// Auctions you sell.
+    Selling,
+    /// Auctions you have bid on.
+    Bidding,
+    /// Auctions on your watchlist.
+    Watching,
+}
+
 /// A user as others see them.
 #[derive(Object)]
 pub struct UserRef {
@@ -561,12 +573,14 @@ impl AuctionsApi {
         Ok(Watched::Done)
     }
 
-    /// Auctions you sell.
+    /// Your auctions: the ones you sell (the default), have bid on, or watch.
     #[oai(path = "/me/auctions", method = "get")]
     async fn my_auctions(
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
+        /// Which of your auctions.
+        view: Query<Option<MyView>>,
         sort: Query<Option<SortView>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
@@ -574,41 +588,12 @@ impl AuctionsApi {
         #[oai(default = "super::default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<u8>,
     ) -> Result<Json<Page<AuctionView>>, ApiError<MyListErrors>> {
-        let filter = Filter { seller_id: Some(auth.0.user.id), ..Filter::default() };
-        list_page(&state, filter, ListParams { sort: sort.0, cursor: cursor.0, limit: limit.0 }).await
-    }
-
-    /// Auctions you have bid on.
-    #[oai(path = "/me/bidding", method = "get")]
-    async fn my_bidding(
-        &self,
-        state: Data<&AppState>,
-        auth: BearerAuth,
-        sort: Query<Option<SortView>>,
-        /// `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
-        /// Page size, 1–100.
-        #[oai(default = "super::default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
-        limit: Query<u8>,
-    ) -> Result<Json<Page<AuctionView>>, ApiError<MyListErrors>> {
-        let filter = Filter { bidder_id: Some(auth.0.user.id), ..Filter::default() };
-        list_page(&state, filter, ListParams { sort: sort.0, cursor: cursor.0, limit: limit.0 }).await
-    }
-
-    /// Auctions you watch.
-    #[oai(path = "/me/watchlist", method = "get")]
-    async fn my_watchlist(
-        &self,
-        state: Data<&AppState>,
-        auth: BearerAuth,
-        sort: Query<Option<SortView>>,
-        /// `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
-        /// Page size, 1–100.
-        #[oai(default = "super::default_limit", validator(minimum(value = "1"), maximum(value = "100")))]
-        limit: Query<u8>,
-    ) -> Result<Json<Page<AuctionView>>, ApiError<MyListErrors>> {
-        let filter = Filter { watcher_id: Some(auth.0.user.id), ..Filter::default() };
+        let me = Some(auth.0.user.id);
+        let filter = match view.0.unwrap_or(MyView::Selling) {
+            MyView::Selling => Filter { seller_id: me, ..Filter::default() },
+            MyView::Bidding => Filter { bidder_id: me, ..Filter::default() },
+            MyView::Watching => Filter { watcher_id: me, ..Filter::default() },
+        };
         list_page(&state, filter, ListParams { sort: sort.0, cursor: cursor.0, limit: limit.0 }).await
     }
 }

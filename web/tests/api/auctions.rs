@@ -150,8 +150,8 @@ async fn price_and_category_filters_and_the_callers_own_lists(pool: PgPool) {
     assert_eq!(again.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.auction(dear_id).await["watchers_count"], 1, "watching twice counts once");
     let first_id = |page: serde_json::Value| page["items"][0]["id"].clone();
-    assert_eq!(first_id(body(app.get_as(&bidder, "/api/v1/me/bidding").await).await), cheap["id"]);
-    assert_eq!(first_id(body(app.get_as(&bidder, "/api/v1/me/watchlist").await).await), dear["id"]);
+    assert_eq!(first_id(body(app.get_as(&bidder, "/api/v1/me/auctions?view=bidding").await).await), cheap["id"]);
+    assert_eq!(first_id(body(app.get_as(&bidder, "/api/v1/me/auctions?view=watching").await).await), dear["id"]);
     assert_eq!(count(body(app.get_as(&seller, "/api/v1/me/auctions").await).await), 2);
     let unwatch = app
         .request(Method::DELETE, &format!("/api/v1/auctions/{dear_id}/watch"))

@@ -3,6 +3,7 @@
 mod auctions;
 mod bad_input;
 mod bidding;
+mod closing;
 mod concurrency;
 mod health;
 mod helpers;

@@ -1,0 +1,111 @@
+//! Closing ended auctions: exactly once, whoever else is closing, and never before the real end.
+
+use neighborbid_shared::auctions::closing::close_due;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::helpers::{TestApp, body};
+
+async fn end_now(app: &TestApp, auction_id: i64) {
+    sqlx::query("UPDATE auctions SET starts_at = now() - interval '2 minutes', ends_at = now() - interval '1 second' WHERE id = $1")
+        .bind(auction_id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+}
+
+async fn count(app: &TestApp, sql: &'static str, auction_id: i64) -> i64 {
+    sqlx::query_scalar(sql).bind(auction_id).fetch_one(&app.pool).await.unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn concurrent_closers_close_an_auction_once_with_its_leader_as_winner(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let seller = app.user_token("seller").await;
+    let minji = app.user_token("minji").await;
+    app.deposit(&minji, 50_000).await;
+    let id = app.create_auction(&seller, json!({})).await["id"].as_i64().unwrap();
+    let bid = body(app.bid(&minji, id, 12_000).await).await;
+    end_now(&app, id).await;
+    let passes = futures::future::join_all((0..3).map(|_| async {
+        let mut conn = app.pool.acquire().await.unwrap();
+        close_due(&mut conn, 100).await.unwrap()
+    }))
+    .await;
+    assert_eq!(passes.iter().map(|p| p.closed).sum::<usize>(), 1, "{passes:?}");
+    let auction = app.auction(id).await;
+    assert_eq!(auction["status"], "closed");
+    assert_eq!(auction["winner_id"], bid["bid"]["bidder"]["id"]);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM auction_events WHERE auction_id = $1 AND type = 'auction_closed'", id).await,
+        1
+    );
+    let settle =
+        "SELECT count(*) FROM outbox WHERE kind = 'settle_auction' AND (payload ->> 'auction_id')::bigint = $1";
+    assert_eq!(count(&app, settle, id).await, 1);
+    let mut conn = app.pool.acquire().await.unwrap();
+    assert_eq!(close_due(&mut conn, 100).await.unwrap().closed, 0, "a closed auction is not closed again");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_auction_whose_reserve_is_not_met_ends_unsold_and_releases_every_hold(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let seller = app.user_token("seller").await;
+    let minji = app.user_token("minji").await;
+    app.deposit(&minji, 50_000).await;
+    let id = app.create_auction(&seller, json!({ "reserve_price": 40_000 })).await["id"].as_i64().unwrap();
+    app.bid(&minji, id, 20_000).await;
+    end_now(&app, id).await;
+    let mut conn = app.pool.acquire().await.unwrap();
+    assert_eq!(close_due(&mut conn, 100).await.unwrap().unsold, 1);
+    let auction = app.auction(id).await;
+    assert_eq!((auction["status"].as_str(), auction["winner_id"].is_null()), (Some("unsold"), true));
+    app.run_pending_releases().await;
+    assert_eq!(app.wallet(&minji).await, (50_000, 0));
+    let unsold_email = "SELECT count(*) FROM notifications WHERE kind = 'unsold' AND auction_id = $1";
+    assert_eq!(count(&app, unsold_email, id).await, 1);
+    app.assert_audit_clean().await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_last_second_bid_extends_the_auction_past_the_closer(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let seller = app.user_token("seller").await;
+    let minji = app.user_token("minji").await;
+    app.deposit(&minji, 50_000).await;
+    let id = app.create_auction(&seller, json!({ "soft_close_seconds": 60 })).await["id"].as_i64().unwrap();
+    sqlx::query("UPDATE auctions SET starts_at = now() - interval '2 minutes', ends_at = now() + interval '1 second' WHERE id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(app.bid(&minji, id, 10_000).await.status(), reqwest::StatusCode::CREATED);
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let mut conn = app.pool.acquire().await.unwrap();
+    assert_eq!(close_due(&mut conn, 100).await.unwrap().closed, 0, "the bid moved the end a minute on");
+    assert_eq!(app.auction(id).await["status"], "active");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn scheduled_auctions_become_active_at_their_start(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let seller = app.user_token("seller").await;
+    let starts = chrono::Utc::now() + chrono::Duration::minutes(10);
+    let auction = app
+        .create_auction(
+            &seller,
+            json!({ "starts_at": starts.to_rfc3339(), "ends_at": (starts + chrono::Duration::hours(1)).to_rfc3339() }),
+        )
+        .await;
+    let id = auction["id"].as_i64().unwrap();
+    sqlx::query("UPDATE auctions SET starts_at = now() - interval '1 second' WHERE id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    assert_eq!(close_due(&mut conn, 100).await.unwrap().activated, 1);
+    let stored: String =
+        sqlx::query_scalar("SELECT status FROM auctions WHERE id = $1").bind(id).fetch_one(&app.pool).await.unwrap();
+    assert_eq!(stored, "active");
+}
