@@ -3,6 +3,8 @@
 //! Each auction's events carry `seq` = 1, 2, 3, … with no gaps: the auction row's `seq` column is
 //! advanced under the row lock that every change to an auction already holds.
 
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgConnection;
 
@@ -37,26 +39,80 @@ impl EventType {
     }
 }
 
-/// Appends events to an auction whose row the caller has locked, advancing its `seq`; returns the
-/// auction's new `seq`.
+/// An event as stored and as sent to watchers: `{"type", "auction_id", "seq", "at", "data"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct StoredEvent {
+    /// `bid_placed`, `auction_extended`, `auction_closed`, …
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    /// The auction.
+    pub auction_id: i64,
+    /// 1, 2, 3, … per auction, without gaps.
+    pub seq: i64,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub data: Value,
+}
+
+/// Appends events to an auction whose row the caller has locked, advancing its `seq`; returns them
+/// as stored.
 pub async fn append(
     conn: &mut PgConnection,
     auction_id: i64,
     events: &[(EventType, Value)],
-) -> Result<i64, sqlx::Error> {
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     let data: Vec<Value> = events.iter().map(|(_, d)| d.clone()).collect();
-    sqlx::query_scalar(
+    sqlx::query_as(
         "WITH bumped AS (UPDATE auctions SET seq = seq + cardinality($2::text[]) WHERE id = $1 RETURNING seq), \
          inserted AS ( \
              INSERT INTO auction_events (auction_id, seq, type, data) \
              SELECT $1, bumped.seq - cardinality($2::text[]) + e.n, e.type, e.data \
-             FROM bumped, unnest($2::text[], $3::jsonb[]) WITH ORDINALITY AS e(type, data, n)) \
-         SELECT seq FROM bumped",
+             FROM bumped, unnest($2::text[], $3::jsonb[]) WITH ORDINALITY AS e(type, data, n) \
+             RETURNING type, auction_id, seq, at, data) \
+         SELECT type, auction_id, seq, at, data FROM inserted ORDER BY seq",
     )
     .bind(auction_id)
     .bind(types)
     .bind(data)
-    .fetch_one(conn)
+    .fetch_all(conn)
     .await
+}
+
+/// The auction's events with `seq` above `after_seq`, in order, at most `limit`.
+pub async fn after(
+    conn: &mut PgConnection,
+    auction_id: i64,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT type, auction_id, seq, at, data FROM auction_events WHERE auction_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(auction_id)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// The Redis pub/sub channel of an auction's events under `prefix`.
+pub fn channel(prefix: &str, auction_id: i64) -> String {
+    format!("{prefix}:auction:{auction_id}")
+}
+
+/// Publishes committed events to their auction's channel. Best effort: a lost publish only delays
+/// watchers, whose servers catch up from the database.
+pub async fn publish(redis: &mut redis::aio::ConnectionManager, prefix: &str, events: &[StoredEvent]) {
+    for event in events {
+        let Ok(payload) = serde_json::to_string(event) else { continue };
+        let sent: redis::RedisResult<()> =
+            redis::cmd("PUBLISH").arg(channel(prefix, event.auction_id)).arg(payload).query_async(redis).await;
+        if let Err(err) = sent {
+            tracing::warn!(auction.id = event.auction_id, error = %err, "event not published; watchers will catch up");
+            return;
+        }
+    }
 }

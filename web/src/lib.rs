@@ -5,6 +5,7 @@ pub mod api;
 mod body_limit;
 pub mod demo;
 mod health;
+pub mod live;
 pub mod state;
 
 use std::time::Duration;
@@ -30,6 +31,7 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         .nest("/docs", docs)
         .at("/healthz", poem::get(health::healthz))
         .at("/readyz", poem::get(health::readyz))
+        .at("/ws/auctions/:id", poem::get(live::watch_auction))
         .with(BodyLimit(max_body_bytes))
         .with(poem::middleware::Tracing)
         .data(state)

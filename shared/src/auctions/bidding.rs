@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgPool};
 use super::rules::{self, AuctionState};
 use super::store::{self, Auction};
 use super::{AuctionError, Status};
-use crate::events::{self, EventType};
+use crate::events::{self, EventType, StoredEvent};
 use crate::idempotency::{self, Claim};
 use crate::ledger::holds::{self, ForBid, Hold};
 use crate::ledger::{AccountId, LedgerError, UserAccounts};
@@ -39,6 +39,9 @@ pub struct Bid {
 pub struct BidReceipt {
     pub bid: Bid,
     pub auction: Auction,
+    /// The events it caused, for publishing once committed (empty for a replayed request).
+    #[serde(skip)]
+    pub events: Vec<StoredEvent>,
 }
 
 /// Runs `$body` (an expression using `$conn: &mut PgConnection`) in a transaction, retrying the
@@ -289,9 +292,9 @@ async fn place_bid_once(
     if let Some(ends_at) = accepted.extended_to {
         happened.push((EventType::AuctionExtended, json!({ "ends_at": ends_at })));
     }
-    events::append(conn, auction_id, &happened).await?;
+    let events = events::append(conn, auction_id, &happened).await?;
     let auction = store::find(conn, auction_id).await?.ok_or(AuctionError::NotFound)?;
-    let receipt = BidReceipt { bid, auction };
+    let receipt = BidReceipt { bid, auction, events };
     remember(conn, bidder_id, idempotency_key, &receipt).await?;
     Ok(receipt)
 }
@@ -342,9 +345,10 @@ async fn buy_now_once(
         ..locked.state
     };
     let closed = json!({ "winner_id": buyer_id, "price": price, "buy_now": true });
-    events::append(conn, auction_id, &[bid_event(&bid, &after), (EventType::AuctionClosed, closed)]).await?;
+    let events =
+        events::append(conn, auction_id, &[bid_event(&bid, &after), (EventType::AuctionClosed, closed)]).await?;
     let auction = store::find(conn, auction_id).await?.ok_or(AuctionError::NotFound)?;
-    let receipt = BidReceipt { bid, auction };
+    let receipt = BidReceipt { bid, auction, events };
     remember(conn, buyer_id, idempotency_key, &receipt).await?;
     Ok(receipt)
 }

@@ -513,9 +513,10 @@ impl AuctionsApi {
         body: Json<BidRequest>,
     ) -> Result<PlacedBid, ApiError<BidErrors>> {
         let amount = Krw::parse(body.amount, "amount")?;
-        let receipt = bidding::place_bid(&state.pool, id.0, auth.0.user.id, amount, key.0.as_deref())
+        let mut receipt = bidding::place_bid(&state.pool, id.0, auth.0.user.id, amount, key.0.as_deref())
             .await
             .map_err(auction_error)?;
+        state.hub.publish(std::mem::take(&mut receipt.events));
         Ok(PlacedBid::Created(Json(receipt.into())))
     }
 

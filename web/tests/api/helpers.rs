@@ -14,6 +14,7 @@ pub const PASSWORD: &str = "correct horse battery";
 
 pub struct TestApp {
     pub base: String,
+    pub addr: std::net::SocketAddr,
     pub client: reqwest::Client,
     pub pool: PgPool,
     _shutdown: oneshot::Sender<()>,
@@ -24,11 +25,13 @@ impl TestApp {
         Self::spawn_with(pool, &[]).await
     }
 
-    /// Starts the app with extra configuration variables on top of the environment's.
+    /// Starts the app with extra configuration variables on top of the environment's. Unless
+    /// given, `QUEUE_PREFIX` is the test's own, so tests sharing Redis do not hear each other.
     pub async fn spawn_with(pool: PgPool, overrides: &[(&str, &str)]) -> Self {
         neighborbid_shared::telemetry::install_crypto_provider();
-        let overrides: HashMap<String, String> =
+        let mut overrides: HashMap<String, String> =
             overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        overrides.entry("QUEUE_PREFIX".into()).or_insert_with(|| format!("test-{:016x}", rand::random::<u64>()));
         let config = Config::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()))
             .expect("test configuration is valid");
         let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
@@ -38,7 +41,7 @@ impl TestApp {
         tokio::spawn(neighborbid_web::run(acceptor, state, async move {
             let _ = rx.await;
         }));
-        Self { base: format!("http://{addr}"), client: reqwest::Client::new(), pool, _shutdown: tx }
+        Self { base: format!("http://{addr}"), client: reqwest::Client::new(), pool, _shutdown: tx, addr }
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -193,4 +196,8 @@ impl TestApp {
         }
         users
     }
+}
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }

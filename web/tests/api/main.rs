@@ -8,6 +8,7 @@ mod concurrency;
 mod health;
 mod helpers;
 mod holds;
+mod live;
 mod reference;
 mod sessions;
 mod spec;

@@ -1,0 +1,193 @@
+//! The per-process hub between Redis pub/sub, the database and the WebSocket connections.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use neighborbid_shared::events::{self, StoredEvent};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+
+/// Events queued for one connection before it counts as too slow and is cut off.
+pub const CONNECTION_BUFFER: usize = 256;
+/// How often the hub checks PostgreSQL for events that Redis did not bring.
+const CATCH_UP_EVERY: Duration = Duration::from_millis(500);
+/// Committed events waiting to be published; beyond this they are left to the catch-up.
+const PUBLISH_BUFFER: usize = 10_000;
+
+struct Watcher {
+    id: u64,
+    tx: mpsc::Sender<Arc<StoredEvent>>,
+}
+
+#[derive(Default)]
+struct Watchers {
+    by_auction: HashMap<i64, Vec<Watcher>>,
+    /// The highest `seq` handed to this auction's watchers.
+    delivered: HashMap<i64, i64>,
+}
+
+/// Fans events out to the connections of this process.
+pub struct Hub {
+    watchers: Mutex<Watchers>,
+    next_id: AtomicU64,
+    publish: mpsc::Sender<Vec<StoredEvent>>,
+}
+
+/// Keeps a connection registered; unregisters it when dropped (a closed tab frees everything).
+pub struct Watch {
+    hub: Arc<Hub>,
+    auction_id: i64,
+    id: u64,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut watchers = self.hub.watchers.lock().expect("hub lock");
+        if let Some(list) = watchers.by_auction.get_mut(&self.auction_id) {
+            list.retain(|w| w.id != self.id);
+            if list.is_empty() {
+                watchers.by_auction.remove(&self.auction_id);
+                watchers.delivered.remove(&self.auction_id);
+            }
+        }
+    }
+}
+
+impl Hub {
+    /// Starts the hub's Redis subscriber, publisher and database catch-up tasks.
+    pub fn start(pool: PgPool, redis: redis::Client, prefix: String) -> Arc<Self> {
+        let (publish, to_publish) = mpsc::channel(PUBLISH_BUFFER);
+        let hub = Arc::new(Self { watchers: Mutex::default(), next_id: AtomicU64::new(1), publish });
+        tokio::spawn(publisher(redis.clone(), prefix.clone(), to_publish));
+        tokio::spawn(subscriber(Arc::downgrade(&hub), redis, prefix));
+        tokio::spawn(catch_up(Arc::downgrade(&hub), pool));
+        hub
+    }
+
+    /// Hands committed events to the publisher without waiting for Redis.
+    pub fn publish(&self, events: Vec<StoredEvent>) {
+        if !events.is_empty() && self.publish.try_send(events).is_err() {
+            tracing::warn!("publish queue full; watchers will catch up from the database");
+        }
+    }
+
+    /// Registers a connection for `auction_id`.
+    pub fn watch(self: &Arc<Self>, auction_id: i64) -> (Watch, mpsc::Receiver<Arc<StoredEvent>>) {
+        let (tx, rx) = mpsc::channel(CONNECTION_BUFFER);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut watchers = self.watchers.lock().expect("hub lock");
+        watchers.by_auction.entry(auction_id).or_default().push(Watcher { id, tx });
+        (Watch { hub: self.clone(), auction_id, id }, rx)
+    }
+
+    /// Records that watchers of `auction_id` have everything up to `seq` (from their replay).
+    pub fn seen(&self, auction_id: i64, seq: i64) {
+        let mut watchers = self.watchers.lock().expect("hub lock");
+        let delivered = watchers.delivered.entry(auction_id).or_default();
+        *delivered = (*delivered).max(seq);
+    }
+
+    /// Gives an event to every watcher of its auction. A watcher whose buffer is full is dropped:
+    /// its connection then closes as too slow instead of holding anyone else back.
+    fn deliver(&self, event: StoredEvent) {
+        let event = Arc::new(event);
+        let mut watchers = self.watchers.lock().expect("hub lock");
+        let delivered = watchers.delivered.entry(event.auction_id).or_default();
+        *delivered = (*delivered).max(event.seq);
+        if let Some(list) = watchers.by_auction.get_mut(&event.auction_id) {
+            list.retain(|w| match w.tx.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::info!(auction.id = event.auction_id, "watcher too slow; disconnecting it");
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
+        }
+    }
+
+    fn watched(&self) -> Vec<(i64, i64)> {
+        let watchers = self.watchers.lock().expect("hub lock");
+        watchers.by_auction.keys().map(|id| (*id, watchers.delivered.get(id).copied().unwrap_or(0))).collect()
+    }
+}
+
+/// Publishes committed events, reconnecting to Redis as needed.
+async fn publisher(redis: redis::Client, prefix: String, mut to_publish: mpsc::Receiver<Vec<StoredEvent>>) {
+    let mut conn = None;
+    while let Some(events) = to_publish.recv().await {
+        if conn.is_none() {
+            conn =
+                redis.get_connection_manager().await.map_err(|e| tracing::warn!(error = %e, "redis unavailable")).ok();
+        }
+        if let Some(conn) = conn.as_mut() {
+            events::publish(conn, &prefix, &events).await;
+        }
+    }
+}
+
+/// Subscribes to every auction channel and delivers what arrives; resubscribes after any failure.
+async fn subscriber(hub: std::sync::Weak<Hub>, redis: redis::Client, prefix: String) {
+    let pattern = events::channel(&prefix, 0).trim_end_matches('0').to_owned() + "*";
+    loop {
+        match redis.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.psubscribe(&pattern).await {
+                Ok(()) => {
+                    tracing::info!(%pattern, "subscribed to auction events");
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        let Some(hub) = hub.upgrade() else { return };
+                        match message.get_payload::<String>().ok().and_then(|p| serde_json::from_str(&p).ok()) {
+                            Some(event) => hub.deliver(event),
+                            None => tracing::warn!("unreadable event on {}", message.get_channel_name()),
+                        }
+                    }
+                    tracing::warn!("auction event subscription lost; resubscribing");
+                }
+                Err(err) => tracing::warn!(error = %err, "subscribing to auction events failed"),
+            },
+            Err(err) => tracing::warn!(error = %err, "redis unavailable for auction events"),
+        }
+        if hub.upgrade().is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Brings watchers every stored event Redis did not: compares each watched auction's `seq` with
+/// what was delivered and reads the difference from PostgreSQL.
+async fn catch_up(hub: std::sync::Weak<Hub>, pool: PgPool) {
+    let mut every = tokio::time::interval(CATCH_UP_EVERY);
+    loop {
+        every.tick().await;
+        let Some(hub) = hub.upgrade() else { return };
+        let watched = hub.watched();
+        if watched.is_empty() {
+            continue;
+        }
+        let ids: Vec<i64> = watched.iter().map(|(id, _)| *id).collect();
+        let current: Vec<(i64, i64)> =
+            match sqlx::query_as("SELECT id, seq FROM auctions WHERE id = ANY($1)").bind(&ids).fetch_all(&pool).await {
+                Ok(rows) => rows,
+                Err(err) => {
+                    tracing::warn!(error = %err, "catch-up query failed");
+                    continue;
+                }
+            };
+        for (auction_id, seq) in current {
+            let delivered = watched.iter().find(|(id, _)| *id == auction_id).map_or(0, |(_, d)| *d);
+            if seq <= delivered {
+                continue;
+            }
+            let Ok(mut conn) = pool.acquire().await else { continue };
+            match events::after(&mut conn, auction_id, delivered, 1_000).await {
+                Ok(missed) => missed.into_iter().for_each(|event| hub.deliver(event)),
+                Err(err) => tracing::warn!(error = %err, "catch-up read failed"),
+            }
+        }
+    }
+}

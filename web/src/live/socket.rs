@@ -1,0 +1,173 @@
+//! `GET /ws/auctions/{id}?after_seq=N`: stored events after N first, then live ones, in order,
+//! without duplicates or gaps across that seam.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use neighborbid_shared::events::{self, StoredEvent};
+use poem::http::StatusCode;
+use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketStream};
+use poem::web::{Data, Path, Query};
+use poem::{IntoResponse, Response, handler};
+use serde::Deserialize;
+use sqlx::PgPool;
+
+use super::Hub;
+use crate::api::error::{ApiError, ErrorSet};
+use crate::state::AppState;
+
+/// A page of stored events read at once.
+const PAGE: i64 = 500;
+/// How often an idle connection is pinged; two missed pongs close it.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// A send that takes longer than this means the client stopped reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Clients have nothing to say; anything longer than this is a protocol violation.
+const MAX_CLIENT_MESSAGE: usize = 1_024;
+
+#[derive(Deserialize)]
+pub struct WatchParams {
+    /// The last `seq` the client has; events after it are sent first.
+    after_seq: Option<i64>,
+}
+
+struct WatchErrors;
+impl ErrorSet for WatchErrors {
+    const STATUSES: &'static [(u16, &'static str)] = &[(404, "no such auction"), (422, "negative after_seq")];
+}
+
+/// Upgrades to a WebSocket of the auction's events; 404 before the upgrade for an unknown auction.
+#[handler]
+pub async fn watch_auction(
+    Path(auction_id): Path<i64>,
+    Query(params): Query<WatchParams>,
+    ws: WebSocket,
+    state: Data<&AppState>,
+) -> Result<Response, poem::Error> {
+    let after_seq = params.after_seq.unwrap_or(0);
+    if after_seq < 0 {
+        return Err(ApiError::<WatchErrors>::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_after_seq",
+            "after_seq must be 0 or more",
+        )
+        .into());
+    }
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM auctions WHERE id = $1)")
+        .bind(auction_id)
+        .fetch_one(&state.pool)
+        .await
+        .map_err(ApiError::<WatchErrors>::from)?;
+    if !exists {
+        return Err(
+            ApiError::<WatchErrors>::new(StatusCode::NOT_FOUND, "auction_not_found", "no auction has that id").into()
+        );
+    }
+    let (hub, pool) = (state.hub.clone(), state.pool.clone());
+    Ok(ws.on_upgrade(move |socket| serve(socket, hub, pool, auction_id, after_seq)).into_response())
+}
+
+/// Why a connection ended.
+enum End {
+    /// The client left, or its socket broke.
+    Gone,
+    /// Closed by us with this code and reason.
+    Close(CloseCode, &'static str),
+}
+
+async fn serve(socket: WebSocketStream, hub: Arc<Hub>, pool: PgPool, auction_id: i64, after_seq: i64) {
+    // Registered before the replay, so nothing published meanwhile is missed: the seq check
+    // below drops what the replay already sent.
+    let (_watch, mut live) = hub.watch(auction_id);
+    let (mut sink, mut incoming) = socket.split();
+    let mut last = after_seq;
+    let end = async {
+        last = match send_stored(&mut sink, &pool, auction_id, last, i64::MAX).await {
+            Ok(seq) => seq,
+            Err(end) => return end,
+        };
+        hub.seen(auction_id, last);
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        let mut unanswered_pings = 0;
+        loop {
+            tokio::select! {
+                event = live.recv() => {
+                    let Some(event) = event else { return End::Close(CloseCode::Again, "too slow: events were not read in time") };
+                    if event.seq <= last {
+                        continue;
+                    }
+                    if event.seq > last + 1 {
+                        last = match send_stored(&mut sink, &pool, auction_id, last, event.seq - 1).await {
+                            Ok(seq) => seq,
+                            Err(end) => return end,
+                        };
+                    }
+                    if let Err(end) = send_event(&mut sink, &event).await {
+                        return end;
+                    }
+                    last = event.seq;
+                }
+                message = incoming.next() => match message {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::Gone,
+                    Some(Ok(Message::Pong(_))) => unanswered_pings = 0,
+                    Some(Ok(Message::Ping(_))) => {}
+                    Some(Ok(Message::Text(text))) if text.len() <= MAX_CLIENT_MESSAGE => {}
+                    Some(Ok(_)) => return End::Close(CloseCode::Policy, "clients send no messages on this socket"),
+                },
+                _ = ping.tick() => {
+                    if unanswered_pings >= 2 {
+                        return End::Close(CloseCode::Away, "no pong");
+                    }
+                    unanswered_pings += 1;
+                    if send(&mut sink, Message::Ping(Vec::new())).await.is_err() {
+                        return End::Gone;
+                    }
+                }
+            }
+        }
+    }
+    .await;
+    if let End::Close(code, reason) = end {
+        let _ = send(&mut sink, Message::Close(Some((code, reason.into())))).await;
+    }
+}
+
+type Sink = futures::stream::SplitSink<WebSocketStream, Message>;
+
+async fn send(sink: &mut Sink, message: Message) -> Result<(), End> {
+    match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Gone),
+        Err(_) => Err(End::Close(CloseCode::Again, "too slow: a send timed out")),
+    }
+}
+
+async fn send_event(sink: &mut Sink, event: &StoredEvent) -> Result<(), End> {
+    let text = serde_json::to_string(event).expect("events serialize");
+    send(sink, Message::Text(text)).await
+}
+
+/// Sends stored events with `seq` in (`after`, `up_to`], returning the last `seq` sent.
+async fn send_stored(sink: &mut Sink, pool: &PgPool, auction_id: i64, after: i64, up_to: i64) -> Result<i64, End> {
+    let mut last = after;
+    loop {
+        let page = {
+            let Ok(mut conn) = pool.acquire().await else {
+                return Err(End::Close(CloseCode::Error, "database unavailable"));
+            };
+            events::after(&mut conn, auction_id, last, PAGE)
+                .await
+                .map_err(|_| End::Close(CloseCode::Error, "database unavailable"))?
+        };
+        let full = page.len() as i64 == PAGE;
+        for event in page.into_iter().take_while(|e| e.seq <= up_to) {
+            send_event(sink, &event).await?;
+            last = event.seq;
+        }
+        if !full || last >= up_to {
+            return Ok(last);
+        }
+    }
+}

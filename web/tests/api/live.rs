@@ -1,0 +1,154 @@
+//! Real WebSocket clients against real web instances sharing one Redis.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::TestApp;
+
+type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, auction_id: i64, after_seq: i64) -> Client {
+    let url = format!("ws://{}/ws/auctions/{auction_id}?after_seq={after_seq}", app.addr);
+    tokio_tungstenite::connect_async(url).await.expect("the upgrade succeeds").0
+}
+
+/// The next `n` events, failing if they take more than 10 s.
+async fn next_events(client: &mut Client, n: usize) -> Vec<Value> {
+    let mut events = Vec::with_capacity(n);
+    while events.len() < n {
+        let message = tokio::time::timeout(Duration::from_secs(10), client.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {n} events arrived", events.len()))
+            .expect("the socket stays open")
+            .expect("no socket error");
+        if let Message::Text(text) = message {
+            events.push(serde_json::from_str(&text).unwrap());
+        }
+    }
+    events
+}
+
+fn seqs(events: &[Value]) -> Vec<i64> {
+    events.iter().map(|e| e["seq"].as_i64().unwrap()).collect()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_watcher_gets_missed_events_first_then_live_ones_without_gaps_or_repeats(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let seller = app.user_token("seller").await;
+    let (minji, junho) = (app.user_token("minji").await, app.user_token("junho").await);
+    app.deposit(&minji, 1_000_000).await;
+    app.deposit(&junho, 1_000_000).await;
+    let id = app.create_auction(&seller, json!({ "bid_increment": 1_000 })).await["id"].as_i64().unwrap();
+    for amount in [10_000, 11_000, 12_000] {
+        app.bid(if amount == 11_000 { &junho } else { &minji }, id, amount).await;
+    }
+    let mut client = connect(&app, id, 1).await;
+    let replayed = next_events(&mut client, 2).await;
+    assert_eq!(seqs(&replayed), [2, 3]);
+    assert_eq!(replayed[1]["type"], "bid_placed");
+    assert_eq!(replayed[1]["auction_id"], id);
+    assert_eq!(replayed[1]["data"]["amount"], 12_000);
+    for amount in [13_000, 14_000] {
+        app.bid(if amount == 13_000 { &junho } else { &minji }, id, amount).await;
+    }
+    let live = next_events(&mut client, 2).await;
+    assert_eq!(seqs(&live), [4, 5]);
+    assert_eq!(live[1]["data"]["min_next_bid"], 15_000);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bids_on_one_instance_reach_watchers_on_another(pool: PgPool) {
+    let prefix = format!("test-{:016x}", rand::random::<u64>());
+    let one = TestApp::spawn_with(pool.clone(), &[("QUEUE_PREFIX", &prefix)]).await;
+    let two = TestApp::spawn_with(pool, &[("QUEUE_PREFIX", &prefix)]).await;
+    let seller = one.user_token("seller").await;
+    let (minji, junho) = (one.user_token("minji").await, one.user_token("junho").await);
+    one.deposit(&minji, 1_000_000).await;
+    one.deposit(&junho, 1_000_000).await;
+    let id = one.create_auction(&seller, json!({ "bid_increment": 1_000 })).await["id"].as_i64().unwrap();
+    let (mut on_one, mut on_two) = (connect(&one, id, 0).await, connect(&two, id, 0).await);
+    for i in 0..10 {
+        let bidder = if i % 2 == 0 { &minji } else { &junho };
+        assert_eq!(one.bid(bidder, id, 10_000 + 1_000 * i).await.status(), reqwest::StatusCode::CREATED);
+    }
+    let expected: Vec<i64> = (1..=10).collect();
+    assert_eq!(seqs(&next_events(&mut on_one, 10).await), expected);
+    assert_eq!(seqs(&next_events(&mut on_two, 10).await), expected);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_client_that_reconnects_after_missing_fifty_events_ends_with_the_full_sequence(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let seller = app.user_token("seller").await;
+    let (minji, junho) = (app.user_token("minji").await, app.user_token("junho").await);
+    app.deposit(&minji, 100_000_000).await;
+    app.deposit(&junho, 100_000_000).await;
+    let id = app.create_auction(&seller, json!({ "bid_increment": 1_000 })).await["id"].as_i64().unwrap();
+    let mut client = connect(&app, id, 0).await;
+    app.bid(&minji, id, 10_000).await;
+    let mut seen = seqs(&next_events(&mut client, 1).await);
+    drop(client);
+    for i in 1..=50 {
+        app.bid(if i % 2 == 0 { &minji } else { &junho }, id, 10_000 + 1_000 * i).await;
+    }
+    let mut client = connect(&app, id, *seen.last().unwrap()).await;
+    seen.extend(seqs(&next_events(&mut client, 50).await));
+    assert_eq!(seen, (1..=51).collect::<Vec<i64>>());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn events_survive_killed_pubsub_connections(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let seller = app.user_token("seller").await;
+    let (minji, junho) = (app.user_token("minji").await, app.user_token("junho").await);
+    app.deposit(&minji, 100_000_000).await;
+    app.deposit(&junho, 100_000_000).await;
+    let id = app.create_auction(&seller, json!({ "bid_increment": 1_000 })).await["id"].as_i64().unwrap();
+    let mut client = connect(&app, id, 0).await;
+    let mut redis =
+        redis::Client::open(crate::helpers::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    for i in 0..20_i64 {
+        if i == 10 {
+            let _: redis::Value =
+                redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query_async(&mut redis).await.unwrap();
+        }
+        app.bid(if i % 2 == 0 { &minji } else { &junho }, id, 10_000 + 1_000 * i).await;
+    }
+    assert_eq!(seqs(&next_events(&mut client, 20).await), (1..=20).collect::<Vec<i64>>());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_unknown_auction_is_a_404_before_the_upgrade(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let url = format!("ws://{}/ws/auctions/999999", app.addr);
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 404),
+        other => panic!("expected a 404, got {:?}", other.map(|(_, r)| r.status())),
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_oversized_client_message_closes_the_connection_with_policy_violation(pool: PgPool) {
+    use futures::SinkExt;
+    let app = TestApp::spawn(pool).await;
+    let seller = app.user_token("seller").await;
+    let id = app.create_auction(&seller, json!({})).await["id"].as_i64().unwrap();
+    let mut client = connect(&app, id, 0).await;
+    client.send(Message::text("x".repeat(10_000))).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(message) = client.next().await {
+            if let Ok(Message::Close(frame)) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, Some(1008));
+}
