@@ -27,6 +27,7 @@ pub struct Platform {
     pub inbox: Arc<Mutex<Vec<Received>>>,
     pub redis: ConnectionManager,
     stops: Vec<oneshot::Sender<()>>,
+    running: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Sweeps every 2 s for work overdue by 10 s, so tests of lost work finish in seconds.
@@ -44,7 +45,7 @@ impl Platform {
         neighborbid_shared::telemetry::install_crypto_provider();
         let prefix = format!("test-{:016x}", rand::random::<u64>());
         let redis = redis::Client::open(redis_url()).unwrap().get_connection_manager().await.unwrap();
-        Self { pool, prefix, smtp_port, inbox, redis, stops: Vec::new() }
+        Self { pool, prefix, smtp_port, inbox, redis, stops: Vec::new(), running: Vec::new() }
     }
 
     /// The settings a worker or scheduler of this platform runs with.
@@ -83,12 +84,12 @@ impl Platform {
     pub fn start_scheduler(&mut self, options: SchedulerOptions) {
         let (stop, stopped) = oneshot::channel::<()>();
         let (pool, redis, prefix) = (self.pool.clone(), self.redis.clone(), self.prefix.clone());
-        tokio::spawn(async move {
+        self.running.push(tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.await;
             };
             neighborbid_scheduler::run(pool, redis, prefix, options, shutdown).await.expect("the scheduler runs");
-        });
+        }));
         self.stops.push(stop);
     }
 
@@ -186,6 +187,19 @@ impl Platform {
         let mut conn = self.pool.acquire().await.unwrap();
         let report = neighborbid_shared::ledger::audit::audit(&mut conn).await.unwrap();
         assert!(report.ok, "audit found violations: {:#?}", report.violations);
+    }
+}
+
+impl Platform {
+    /// Stops every worker and scheduler and waits until they have let go of the database, which the
+    /// test harness drops next.
+    pub async fn stop(mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+        for task in self.running.drain(..) {
+            let _ = task.await;
+        }
     }
 }
 

@@ -86,6 +86,7 @@ async fn three_schedulers_and_two_workers_end_300_auctions_exactly_once(pool: Pg
     let html_and_text =
         platform.inbox.lock().unwrap().iter().all(|m| m.data.contains("text/plain") && m.data.contains("text/html"));
     assert!(html_and_text, "every email has a text and an HTML body");
+    platform.stop().await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -108,6 +109,7 @@ async fn work_lost_with_the_queues_is_re_derived_and_completes_once(pool: PgPool
     platform.start_worker();
     platform.wait_for("every auction settled and emailed", EVERYTHING_DONE, Duration::from_secs(90)).await;
     assert_settled_exactly_once(&platform, &auctions, 0).await;
+    platform.stop().await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -150,6 +152,7 @@ async fn a_burst_of_20000_follow_ups_is_processed_with_the_backlog_bounded(pool:
         .unwrap();
     assert_eq!(released, 20_000);
     platform.assert_audit_clean().await;
+    platform.stop().await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -183,6 +186,7 @@ async fn a_refused_email_goes_to_the_dead_set_and_an_operator_can_retry_it(pool:
         assert!(started.elapsed() < Duration::from_secs(60), "retried emails were not sent");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    platform.stop().await;
 }
 
 /// The database URL of this test's own database, for worker processes.
@@ -250,4 +254,5 @@ async fn a_worker_killed_mid_settlement_leaves_nothing_undone_or_done_twice(pool
     drop(successor);
     // The killed worker had at most `--concurrency 2` emails in flight.
     assert_settled_exactly_once(&platform, &auctions, 2).await;
+    platform.stop().await;
 }
