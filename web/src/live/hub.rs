@@ -144,6 +144,10 @@ async fn subscriber(hub: std::sync::Weak<Hub>, redis: redis::Client, prefix: Str
                             Some(event) => hub.deliver(event),
                             None => tracing::warn!("unreadable event on {}", message.get_channel_name()),
                         }
+                        drop(hub);
+                        // Let the connections drain their buffers between events of a burst, so only
+                        // a client that really stops reading falls behind.
+                        tokio::task::yield_now().await;
                     }
                     tracing::warn!("auction event subscription lost; resubscribing");
                 }

@@ -152,3 +152,47 @@ async fn an_oversized_client_message_closes_the_connection_with_policy_violation
     .unwrap();
     assert_eq!(closed, Some(1008));
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_client_too_slow_to_read_is_cut_off_while_a_fast_one_gets_everything(pool: PgPool) {
+    let prefix = format!("test-{:016x}", rand::random::<u64>());
+    let app = TestApp::spawn_with(pool, &[("QUEUE_PREFIX", &prefix)]).await;
+    let seller = app.user_token("seller").await;
+    let id = app.create_auction(&seller, json!({})).await["id"].as_i64().unwrap();
+    let mut fast = connect(&app, id, 0).await;
+    // A client that reads nothing, with a tiny receive window so the server's sends back up quickly.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4_096).unwrap();
+    let stream = socket.connect(app.addr).await.unwrap();
+    let url = format!("ws://{}/ws/auctions/{id}", app.addr);
+    let (mut slow, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A writer publishing a flood of events for the auction (seq 1..=N, 1 KiB of data each).
+    const N: i64 = 3_000;
+    let mut redis =
+        redis::Client::open(crate::helpers::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut pipe = redis::pipe();
+    for seq in 1..=N {
+        let event = json!({ "type": "bid_placed", "auction_id": id, "seq": seq, "at": chrono::Utc::now(), "data": { "pad": "x".repeat(1_024) } });
+        pipe.cmd("PUBLISH").arg(format!("{prefix}:auction:{id}")).arg(event.to_string()).ignore();
+    }
+    let (published, fast_got) = tokio::join!(pipe.query_async::<()>(&mut redis), next_events(&mut fast, N as usize));
+    published.unwrap();
+    assert_eq!(seqs(&fast_got), (1..=N).collect::<Vec<i64>>());
+    let mut slow_got = 0;
+    let mut close_code = None;
+    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(15), slow.next()).await {
+        match message {
+            Ok(Message::Text(_)) => slow_got += 1,
+            Ok(Message::Close(frame)) => {
+                close_code = frame.map(|f| u16::from(f.code));
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(slow_got < N, "the slow client was never cut off ({slow_got} events)");
+    assert!(close_code.is_none_or(|code| code == 1013), "closed with {close_code:?}");
+}
