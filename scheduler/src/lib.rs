@@ -10,6 +10,7 @@ use apalis::prelude::*;
 use apalis_cron::{CronScheduler, Tick};
 use apalis_redis::ConnectionManager;
 use neighborbid_shared::auctions::closing::close_due;
+use neighborbid_shared::events;
 use neighborbid_shared::jobs::{reconcile, relay};
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -41,8 +42,9 @@ async fn wake(_tick: Tick, task: Data<Arc<Notify>>) -> Result<(), BoxDynError> {
     Ok(())
 }
 
-/// Closes ended auctions each time it is woken, repeating while full batches come back.
-async fn closer(pool: PgPool, wake: Arc<Notify>) {
+/// Closes ended auctions each time it is woken, repeating while full batches come back, and
+/// publishes the closings to watchers.
+async fn closer(pool: PgPool, mut redis: ConnectionManager, prefix: String, wake: Arc<Notify>) {
     loop {
         wake.notified().await;
         loop {
@@ -60,6 +62,7 @@ async fn closer(pool: PgPool, wake: Arc<Notify>) {
                             "closed ended auctions"
                         );
                     }
+                    events::publish(&mut redis, &prefix, &pass.events).await;
                     if pass.skipped || (pass.closed + pass.unsold) < CLOSE_BATCH as usize {
                         break;
                     }
@@ -122,7 +125,7 @@ pub async fn run(
     let sweep_schedule = cron::Schedule::from_str(&options.sweep_schedule)?;
     let (close_wake, sweep_wake) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let tasks = [
-        tokio::spawn(closer(pool.clone(), close_wake.clone())),
+        tokio::spawn(closer(pool.clone(), redis.clone(), queue_prefix.clone(), close_wake.clone())),
         tokio::spawn(sweeper(pool.clone(), sweep_wake.clone(), options.sweep_grace_secs)),
         tokio::spawn(relay_loop(pool, redis, queue_prefix)),
     ];

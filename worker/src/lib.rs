@@ -11,10 +11,11 @@ use apalis_redis::ConnectionManager;
 use lettre::message::Mailbox;
 use neighborbid_shared::config::Config;
 use neighborbid_shared::email::Mailer;
+use neighborbid_shared::events;
 use neighborbid_shared::jobs::email::{EmailJob, EmailJobError, send_notification};
 use neighborbid_shared::jobs::queues::{self, Queue};
 use neighborbid_shared::jobs::refund::{RefundJob, release_outbid_hold};
-use neighborbid_shared::jobs::settlement::{SettlementJob, settle_auction};
+use neighborbid_shared::jobs::settlement::{SettleOutcome, SettlementJob, settle_auction};
 use neighborbid_shared::ledger::LedgerError;
 use sqlx::PgPool;
 
@@ -31,6 +32,8 @@ pub struct WorkerOptions {
 #[derive(Clone)]
 struct Ctx {
     pool: PgPool,
+    redis: ConnectionManager,
+    prefix: String,
     mailer: Arc<Mailer>,
     from: Mailbox,
     fee_bps: u16,
@@ -54,7 +57,10 @@ async fn refund(job: RefundJob, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
 async fn settlement(job: SettlementJob, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
     let mut conn = ctx.pool.acquire().await?;
     let outcome = settle_auction(&mut conn, job.auction_id, ctx.fee_bps).await.map_err(ledger_failure)?;
-    tracing::info!(auction.id = job.auction_id, ?outcome, "settlement");
+    tracing::info!(auction.id = job.auction_id, settled = matches!(outcome, SettleOutcome::Settled(_)), "settlement");
+    if let SettleOutcome::Settled(events) = outcome {
+        events::publish(&mut ctx.redis.clone(), &ctx.prefix, &events).await;
+    }
     Ok(())
 }
 
@@ -115,8 +121,15 @@ pub async fn run(
     let mailer = Mailer::from_settings(config.mail_url.as_ref().map(|u| u.expose()), &config.mail_dir)
         .map_err(|e| anyhow::anyhow!("invalid mail settings: {e}"))?;
     let from: Mailbox = config.mail_from.parse().context("invalid MAIL_FROM")?;
-    let ctx = Ctx { pool, mailer: Arc::new(mailer), from, fee_bps: config.platform_fee_bps };
     let prefix = config.queue_prefix.clone();
+    let ctx = Ctx {
+        pool,
+        redis: redis.clone(),
+        prefix: prefix.clone(),
+        mailer: Arc::new(mailer),
+        from,
+        fee_bps: config.platform_fee_bps,
+    };
     // A worker whose Redis stream failed (Redis restarting, a flushed job's payload missing) is
     // started again rather than leaving its queue unserved.
     let mut monitor = Monitor::new()

@@ -8,7 +8,7 @@ use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
 use crate::email::NotificationKind;
-use crate::events::{self, EventType};
+use crate::events::{self, EventType, StoredEvent};
 use crate::notifications;
 use crate::outbox::{self, FollowUp};
 
@@ -16,7 +16,7 @@ use crate::outbox::{self, FollowUp};
 const CLOSER_LOCK: i64 = 0x004e_4243_4c4f_5345;
 
 /// What one closing pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Closed {
     /// Scheduled auctions whose start passed.
     pub activated: u64,
@@ -26,6 +26,8 @@ pub struct Closed {
     pub unsold: usize,
     /// Another replica held the closer's lock; this pass did nothing.
     pub skipped: bool,
+    /// The events written, for publishing once committed.
+    pub events: Vec<StoredEvent>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -72,7 +74,7 @@ pub async fn close_due(conn: &mut PgConnection, limit: i64) -> Result<Closed, sq
             result.closed += 1;
             outbox::record(&mut tx, &FollowUp::SettleAuction { auction_id: auction.id }).await?;
             let data = json!({ "winner_id": auction.winner_id, "price": auction.current_price });
-            events::append(&mut tx, auction.id, &[(EventType::AuctionClosed, data)]).await?;
+            result.events.extend(events::append(&mut tx, auction.id, &[(EventType::AuctionClosed, data)]).await?);
         } else {
             result.unsold += 1;
             let holds: Vec<i64> = sqlx::query_scalar("SELECT id FROM holds WHERE auction_id = $1 AND status = 'open'")
@@ -82,7 +84,7 @@ pub async fn close_due(conn: &mut PgConnection, limit: i64) -> Result<Closed, sq
             for hold_id in holds {
                 outbox::record(&mut tx, &FollowUp::ReleaseHold { hold_id }).await?;
             }
-            events::append(&mut tx, auction.id, &[(EventType::AuctionUnsold, json!({}))]).await?;
+            result.events.extend(events::append(&mut tx, auction.id, &[(EventType::AuctionUnsold, json!({}))]).await?);
             notifications::record(&mut tx, NotificationKind::Unsold, auction.id, auction.seller_id).await?;
         }
     }

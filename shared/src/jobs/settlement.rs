@@ -5,7 +5,7 @@ use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
 use crate::email::NotificationKind;
-use crate::events::{self, EventType};
+use crate::events::{self, EventType, StoredEvent};
 use crate::ledger::LedgerError;
 use crate::ledger::holds::{self, Ended};
 use crate::notifications;
@@ -18,10 +18,10 @@ pub struct SettlementJob {
 }
 
 /// What a settlement run did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SettleOutcome {
-    /// The money moved and the auction is settled now.
-    Settled,
+    /// The money moved and the auction is settled now; the event to publish.
+    Settled(Vec<StoredEvent>),
     /// Not in `closed` (settled already, or not ended): a repeated delivery; nothing moved.
     NotClosed,
     /// No such auction.
@@ -71,7 +71,7 @@ pub async fn settle_auction(
     }
     sqlx::query("UPDATE auctions SET status = 'settled' WHERE id = $1").bind(auction_id).execute(&mut *tx).await?;
     let settled = json!({ "winner_id": winner_id, "price": price });
-    events::append(&mut tx, auction_id, &[(EventType::AuctionSettled, settled)]).await?;
+    let events = events::append(&mut tx, auction_id, &[(EventType::AuctionSettled, settled)]).await?;
     notifications::record(&mut tx, NotificationKind::Won, auction_id, winner_id).await?;
     notifications::record(&mut tx, NotificationKind::Sold, auction_id, seller_id).await?;
     // Last, just before the commit: crediting the seller and the fee account locks rows that every
@@ -80,5 +80,5 @@ pub async fn settle_auction(
         tracing::error!(auction.id = auction_id, hold.id = winning_hold, "winning hold had already ended");
     }
     tx.commit().await?;
-    Ok(SettleOutcome::Settled)
+    Ok(SettleOutcome::Settled(events))
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use neighborbid_shared::events::{self, StoredEvent};
 use poem::http::StatusCode;
-use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketStream};
+use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig, WebSocketStream};
 use poem::web::{Data, Path, Query};
 use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
@@ -65,7 +65,21 @@ pub async fn watch_auction(
         );
     }
     let (hub, pool) = (state.hub.clone(), state.pool.clone());
-    Ok(ws.on_upgrade(move |socket| serve(socket, hub, pool, auction_id, after_seq)).into_response())
+    Ok(ws
+        .config(socket_config())
+        .on_upgrade(move |socket| serve(socket, hub, pool, auction_id, after_seq))
+        .into_response())
+}
+
+/// Small buffers: tungstenite's defaults (128 KiB each way per connection) would make thousands of
+/// watchers cost gigabytes, and clients send nothing worth buffering.
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(256 * 1024)
+        .max_message_size(Some(16 * 1024))
+        .max_frame_size(Some(16 * 1024))
 }
 
 /// Why a connection ended.
