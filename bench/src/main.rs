@@ -1,6 +1,6 @@
 //! `neighborbid-bench`: drives a running NeighborBid stack and prints one JSON report.
 //!
-//! `list` and `bids` go through the HTTP API; `close` and `jobs` seed and observe PostgreSQL directly
+//! `list` and `bids` go through the HTTP API, `fanout` also through WebSockets; `close` and `jobs` seed and observe PostgreSQL directly
 //! to measure the scheduler and the workers. Progress goes to stderr; stdout carries only the report,
 //! so `… | jq` works.
 
@@ -24,6 +24,10 @@ use crate::client::Api;
 /// `neighborbid-scheduler` and two `neighborbid-worker` processes on the same DATABASE_URL and
 /// REDIS_URL (the web server is optional); for `close` the workers send mail to the bench's SMTP
 /// sink (MAIL_URL=smtp://127.0.0.1:2525).
+///
+/// `fanout` opens 5,000 WebSockets at once: raise the open-files limit first (`ulimit -n 65536`, in
+/// the bench's shell and for the web server), and run the bench on the web server's host so it can
+/// read the server's memory from /proc.
 #[derive(Debug, Parser)]
 #[command(name = "neighborbid-bench", version, about, long_about)]
 struct Cli {
@@ -39,7 +43,8 @@ struct Cli {
     /// How long each measured phase runs.
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
-    /// Workers: keep-alive connections for `list` (default 32), bidders for `bids` (default 200).
+    /// Workers: keep-alive connections for `list` (default 32), bidders for `bids` (default 200) and
+    /// `fanout` (default 50).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     concurrency: Option<u64>,
     /// An admin bearer token; `bids` then runs the ledger audit afterwards.
@@ -51,6 +56,10 @@ struct Cli {
     /// `jobs`: how many holds to seed and refund.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     jobs: u64,
+    /// `fanout`: the web server whose VmRSS to sample (default: the one process named
+    /// `neighborbid-web`).
+    #[arg(long)]
+    web_pid: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -67,6 +76,10 @@ enum Scenario {
     /// `release_hold` outbox row each; report refunds/s from the commit until every hold is released
     /// (target >= 2,000/s): the outbox relay and the refund workers end to end.
     Jobs,
+    /// WebSocket fan-out: 1,000 watchers on one auction, then 5,000 on 500 auctions, while 50 bidders
+    /// bid on them; reports event latency (target p50 <= 10 ms, p99 <= 50 ms), gaps (0), early closes
+    /// and the web server's RSS (<= 150 MB with 5,000 watchers). Needs `ulimit -n 65536`.
+    Fanout,
 }
 
 #[tokio::main]
@@ -86,11 +99,16 @@ async fn main() -> anyhow::Result<()> {
             let api = Api::new(&cli.base_url, bidders)?;
             scenarios::bids::run(&api, duration, bidders, cli.admin_token.as_deref()).await?
         }
+        Scenario::Fanout => {
+            let bidders = usize::try_from(cli.concurrency.unwrap_or(50))?;
+            let api = Api::new(&cli.base_url, bidders)?;
+            scenarios::fanout::run(&api, &cli.base_url, duration, bidders, cli.web_pid).await?
+        }
         Scenario::Close => scenarios::close::run(database_url(&cli)?, &cli.smtp_listen).await?,
         Scenario::Jobs => scenarios::jobs::run(database_url(&cli)?, cli.jobs).await?,
     };
     let mut report = report;
-    if matches!(cli.scenario, Scenario::List | Scenario::Bids) {
+    if matches!(cli.scenario, Scenario::List | Scenario::Bids | Scenario::Fanout) {
         report["base_url"] = cli.base_url.into();
     }
     report["finished_at"] = chrono::Utc::now().to_rfc3339().into();

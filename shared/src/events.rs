@@ -103,16 +103,19 @@ pub fn channel(prefix: &str, auction_id: i64) -> String {
     format!("{prefix}:auction:{auction_id}")
 }
 
-/// Publishes committed events to their auction's channel. Best effort: a lost publish only delays
-/// watchers, whose servers catch up from the database.
+/// Publishes committed events to their auctions' channels in one round trip. Best effort: a lost
+/// publish only delays watchers, whose servers catch up from the database.
 pub async fn publish(redis: &mut redis::aio::ConnectionManager, prefix: &str, events: &[StoredEvent]) {
+    if events.is_empty() {
+        return;
+    }
+    let mut pipe = redis::pipe();
     for event in events {
-        let Ok(payload) = serde_json::to_string(event) else { continue };
-        let sent: redis::RedisResult<()> =
-            redis::cmd("PUBLISH").arg(channel(prefix, event.auction_id)).arg(payload).query_async(redis).await;
-        if let Err(err) = sent {
-            tracing::warn!(auction.id = event.auction_id, error = %err, "event not published; watchers will catch up");
-            return;
+        if let Ok(payload) = serde_json::to_string(event) {
+            pipe.cmd("PUBLISH").arg(channel(prefix, event.auction_id)).arg(payload).ignore();
         }
+    }
+    if let Err(err) = pipe.query_async::<()>(redis).await {
+        tracing::warn!(events = events.len(), error = %err, "events not published; watchers will catch up");
     }
 }

@@ -2,5 +2,6 @@
 
 pub mod bids;
 pub mod close;
+pub mod fanout;
 pub mod jobs;
 pub mod list;

@@ -115,10 +115,18 @@ impl Hub {
     }
 }
 
-/// Publishes committed events, reconnecting to Redis as needed.
+/// Publishes committed events, reconnecting to Redis as needed. Whatever queued up while one
+/// round trip was in flight goes out together in the next.
 async fn publisher(redis: redis::Client, prefix: String, mut to_publish: mpsc::Receiver<Vec<StoredEvent>>) {
+    const MAX_BATCH: usize = 1_000;
     let mut conn = None;
-    while let Some(events) = to_publish.recv().await {
+    while let Some(mut events) = to_publish.recv().await {
+        while events.len() < MAX_BATCH {
+            match to_publish.try_recv() {
+                Ok(more) => events.extend(more),
+                Err(_) => break,
+            }
+        }
         if conn.is_none() {
             conn =
                 redis.get_connection_manager().await.map_err(|e| tracing::warn!(error = %e, "redis unavailable")).ok();
@@ -162,19 +170,23 @@ async fn subscriber(hub: std::sync::Weak<Hub>, redis: redis::Client, prefix: Str
     }
 }
 
-/// Brings watchers every stored event Redis did not: compares each watched auction's `seq` with
-/// what was delivered and reads the difference from PostgreSQL.
+/// Brings watchers every stored event Redis did not. Each pass reads the `seq` of every watched
+/// auction in one query; an auction is repaired from PostgreSQL only when events that were already
+/// committed at the previous pass have still not been delivered, so events merely in flight through
+/// Redis cost nothing.
 async fn catch_up(hub: std::sync::Weak<Hub>, pool: PgPool) {
     let mut every = tokio::time::interval(CATCH_UP_EVERY);
+    let mut committed_at_last_pass: HashMap<i64, i64> = HashMap::new();
     loop {
         every.tick().await;
         let Some(hub) = hub.upgrade() else { return };
         let watched = hub.watched();
         if watched.is_empty() {
+            committed_at_last_pass.clear();
             continue;
         }
         let ids: Vec<i64> = watched.iter().map(|(id, _)| *id).collect();
-        let current: Vec<(i64, i64)> =
+        let committed: Vec<(i64, i64)> =
             match sqlx::query_as("SELECT id, seq FROM auctions WHERE id = ANY($1)").bind(&ids).fetch_all(&pool).await {
                 Ok(rows) => rows,
                 Err(err) => {
@@ -182,16 +194,17 @@ async fn catch_up(hub: std::sync::Weak<Hub>, pool: PgPool) {
                     continue;
                 }
             };
-        for (auction_id, seq) in current {
-            let delivered = watched.iter().find(|(id, _)| *id == auction_id).map_or(0, |(_, d)| *d);
-            if seq <= delivered {
+        for (auction_id, delivered) in &watched {
+            let overdue = committed_at_last_pass.get(auction_id).is_some_and(|seq| seq > delivered);
+            if !overdue {
                 continue;
             }
             let Ok(mut conn) = pool.acquire().await else { continue };
-            match events::after(&mut conn, auction_id, delivered, 1_000).await {
+            match events::after(&mut conn, *auction_id, *delivered, 1_000).await {
                 Ok(missed) => missed.into_iter().for_each(|event| hub.deliver(event)),
                 Err(err) => tracing::warn!(error = %err, "catch-up read failed"),
             }
         }
+        committed_at_last_pass = committed.into_iter().collect();
     }
 }

@@ -1,0 +1,100 @@
+//! When each bid was sent and accepted, shared by the bidders (writers) and every WebSocket client
+//! (readers), plus percentiles over latencies kept as whole microseconds.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use crate::stats::{LatencySummary, round};
+
+/// Thousands of clients look bids up at once; sharding keeps them off one lock.
+const SHARDS: usize = 64;
+
+/// Send instants keyed by (auction id, amount) — amounts on an auction's ladder are never reused —
+/// and accept instants keyed by bid id.
+pub struct Timings {
+    sent: Vec<RwLock<HashMap<(i64, i64), Instant>>>,
+    accepted: Vec<RwLock<HashMap<i64, Instant>>>,
+}
+
+impl Timings {
+    pub fn new() -> Self {
+        Self {
+            sent: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            accepted: (0..SHARDS).map(|_| RwLock::default()).collect(),
+        }
+    }
+
+    pub fn record_sent(&self, auction_id: i64, amount: i64, at: Instant) {
+        self.sent[shard(auction_id ^ amount)].write().unwrap().insert((auction_id, amount), at);
+    }
+
+    pub fn record_accepted(&self, bid_id: i64, at: Instant) {
+        self.accepted[shard(bid_id)].write().unwrap().insert(bid_id, at);
+    }
+
+    pub fn sent_at(&self, auction_id: i64, amount: i64) -> Option<Instant> {
+        self.sent[shard(auction_id ^ amount)].read().unwrap().get(&(auction_id, amount)).copied()
+    }
+
+    pub fn accepted_at(&self, bid_id: i64) -> Option<Instant> {
+        self.accepted[shard(bid_id)].read().unwrap().get(&bid_id).copied()
+    }
+}
+
+fn shard(key: i64) -> usize {
+    // Amounts are multiples of 1,000 and ids are sequential: mix before taking the remainder.
+    (key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) as usize % SHARDS
+}
+
+/// `d` in whole microseconds, saturating at about 71 minutes.
+pub fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// Sorts `samples` (microseconds) in place and summarises them like [`LatencySummary::from_samples`].
+pub fn summarize(samples: &mut [u32]) -> LatencySummary {
+    samples.sort_unstable();
+    let n = samples.len();
+    let ms = |us: u32| round(f64::from(us) / 1000.0);
+    let at = |p: f64| {
+        if n == 0 {
+            return 0.0;
+        }
+        let rank = (p * n as f64).ceil() as usize;
+        ms(samples[rank.clamp(1, n) - 1])
+    };
+    let total: u64 = samples.iter().map(|&us| u64::from(us)).sum();
+    LatencySummary {
+        samples: n,
+        mean_ms: if n == 0 { 0.0 } else { round(total as f64 / n as f64 / 1000.0) },
+        p50_ms: at(0.50),
+        p95_ms: at(0.95),
+        p99_ms: at(0.99),
+        max_ms: samples.last().map_or(0.0, |&us| ms(us)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_in_milliseconds() {
+        let mut samples: Vec<u32> = (1..=100).rev().map(|ms| ms * 1000).collect();
+        let s = summarize(&mut samples);
+        assert_eq!((s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms), (50.0, 95.0, 99.0, 100.0));
+        assert_eq!(summarize(&mut []).p99_ms, 0.0);
+    }
+
+    #[test]
+    fn lookups_find_what_was_recorded() {
+        let t = Timings::new();
+        let now = Instant::now();
+        t.record_sent(7, 12_000, now);
+        t.record_accepted(42, now);
+        assert_eq!(t.sent_at(7, 12_000), Some(now));
+        assert_eq!(t.sent_at(7, 13_000), None);
+        assert_eq!(t.accepted_at(42), Some(now));
+    }
+}
