@@ -14,6 +14,8 @@ use tokio::sync::mpsc;
 pub const CONNECTION_BUFFER: usize = 256;
 /// How often the hub checks PostgreSQL for events that Redis did not bring.
 const CATCH_UP_EVERY: Duration = Duration::from_millis(500);
+/// Events the subscriber hands out before letting the connections run.
+const YIELD_EVERY: usize = 16;
 /// Committed events waiting to be published; beyond this they are left to the catch-up.
 const PUBLISH_BUFFER: usize = 10_000;
 
@@ -146,6 +148,7 @@ async fn subscriber(hub: std::sync::Weak<Hub>, redis: redis::Client, prefix: Str
                 Ok(()) => {
                     tracing::info!(%pattern, "subscribed to auction events");
                     let mut messages = pubsub.on_message();
+                    let mut since_yield = 0;
                     while let Some(message) = messages.next().await {
                         let Some(hub) = hub.upgrade() else { return };
                         match message.get_payload::<String>().ok().and_then(|p| serde_json::from_str(&p).ok()) {
@@ -153,9 +156,13 @@ async fn subscriber(hub: std::sync::Weak<Hub>, redis: redis::Client, prefix: Str
                             None => tracing::warn!("unreadable event on {}", message.get_channel_name()),
                         }
                         drop(hub);
-                        // Let the connections drain their buffers between events of a burst, so only
-                        // a client that really stops reading falls behind.
-                        tokio::task::yield_now().await;
+                        // Let the connections drain their buffers during a burst (well before 256
+                        // events pile up), so only a client that really stops reading falls behind.
+                        since_yield += 1;
+                        if since_yield == YIELD_EVERY {
+                            since_yield = 0;
+                            tokio::task::yield_now().await;
+                        }
                     }
                     tracing::warn!("auction event subscription lost; resubscribing");
                 }
