@@ -75,7 +75,7 @@ pub async fn watch_auction(
 /// watchers cost gigabytes, and clients send nothing worth buffering.
 fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024)
         .max_message_size(Some(16 * 1024))
