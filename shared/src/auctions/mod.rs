@@ -23,9 +23,6 @@ macro_rules! text_enum {
         }
 
         impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
             /// The wire and database spelling.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }

@@ -76,11 +76,6 @@ impl<E: ErrorSet> ApiError<E> {
         tracing::error!(error = %err, "request failed");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "something went wrong on our side; please retry")
     }
-
-    /// 404 for a resource that does not exist (or that the caller may not know exists).
-    pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
-    }
 }
 
 impl<E: ErrorSet> From<neighborbid_shared::validation::ValidationError> for ApiError<E> {

@@ -2,7 +2,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, assert_error, body};
+use crate::helpers::{Rivals, TestApp, assert_error, body};
 
 async fn ended(app: &TestApp, auction_id: i64) {
     sqlx::query("UPDATE auctions SET starts_at = now() - interval '2 minutes', ends_at = now() - interval '1 second' WHERE id = $1")
@@ -15,11 +15,7 @@ async fn ended(app: &TestApp, auction_id: i64) {
 #[sqlx::test(migrations = "../migrations")]
 async fn an_outbid_leader_gets_the_money_back_and_the_new_leader_holds_theirs(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let seller = app.user_token("seller").await;
-    let (minji, junho) = (app.user_token("minji").await, app.user_token("junho").await);
-    app.deposit(&minji, 50_000).await;
-    app.deposit(&junho, 50_000).await;
-    let id = app.create_auction(&seller, json!({})).await["id"].as_i64().unwrap();
+    let Rivals { minji, junho, auction_id: id } = app.rivals(50_000, json!({})).await;
 
     let resp = app.bid(&minji, id, 10_000).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
@@ -67,11 +63,7 @@ async fn a_leader_raising_their_own_bid_needs_only_the_difference(pool: PgPool) 
 #[sqlx::test(migrations = "../migrations")]
 async fn an_outbid_bidder_may_come_back_before_the_refund_runs(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let seller = app.user_token("seller").await;
-    let (minji, junho) = (app.user_token("minji").await, app.user_token("junho").await);
-    app.deposit(&minji, 30_000).await;
-    app.deposit(&junho, 30_000).await;
-    let id = app.create_auction(&seller, json!({})).await["id"].as_i64().unwrap();
+    let Rivals { minji, junho, auction_id: id } = app.rivals(30_000, json!({})).await;
     app.bid(&minji, id, 10_000).await;
     app.bid(&junho, id, 11_000).await;
     assert_eq!(app.bid(&minji, id, 12_000).await.status(), StatusCode::CREATED);
@@ -134,11 +126,7 @@ async fn nothing_is_accepted_after_the_end_not_even_buy_now(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn buy_now_closes_the_auction_for_the_buyer_and_releases_the_leader(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let seller = app.user_token("seller").await;
-    let (minji, junho) = (app.user_token("minji").await, app.user_token("junho").await);
-    app.deposit(&minji, 100_000).await;
-    app.deposit(&junho, 100_000).await;
-    let id = app.create_auction(&seller, json!({ "buy_now_price": 50_000 })).await["id"].as_i64().unwrap();
+    let Rivals { minji, junho, auction_id: id } = app.rivals(100_000, json!({ "buy_now_price": 50_000 })).await;
     app.bid(&minji, id, 20_000).await;
     let resp = app.post_as(&junho, &format!("/api/v1/auctions/{id}/buy-now"), json!({})).await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -162,11 +150,7 @@ async fn buy_now_closes_the_auction_for_the_buyer_and_releases_the_leader(pool: 
 #[sqlx::test(migrations = "../migrations")]
 async fn buy_now_is_refused_once_bidding_reaches_its_price(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let seller = app.user_token("seller").await;
-    let (minji, junho) = (app.user_token("minji").await, app.user_token("junho").await);
-    app.deposit(&minji, 100_000).await;
-    app.deposit(&junho, 100_000).await;
-    let id = app.create_auction(&seller, json!({ "buy_now_price": 50_000 })).await["id"].as_i64().unwrap();
+    let Rivals { minji, junho, auction_id: id } = app.rivals(100_000, json!({ "buy_now_price": 50_000 })).await;
     app.bid(&minji, id, 60_000).await;
     let buy = app.post_as(&junho, &format!("/api/v1/auctions/{id}/buy-now"), json!({})).await;
     assert_error(buy, StatusCode::CONFLICT, "buy_now_unavailable").await;

@@ -201,3 +201,23 @@ impl TestApp {
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
+
+/// A seller's auction and two bidders competing on it.
+pub struct Rivals {
+    pub minji: String,
+    pub junho: String,
+    pub auction_id: i64,
+}
+
+impl TestApp {
+    /// Signs up a seller and two bidders, minji and junho, with `funds` each, and creates the
+    /// seller's auction with `overrides`.
+    pub async fn rivals(&self, funds: i64, overrides: Value) -> Rivals {
+        let seller = self.user_token("seller").await;
+        let (minji, junho) = (self.user_token("minji").await, self.user_token("junho").await);
+        self.deposit(&minji, funds).await;
+        self.deposit(&junho, funds).await;
+        let auction_id = self.create_auction(&seller, overrides).await["id"].as_i64().unwrap();
+        Rivals { minji, junho, auction_id }
+    }
+}

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::TestApp;
+use crate::helpers::{Rivals, TestApp};
 
 type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -39,11 +39,7 @@ fn seqs(events: &[Value]) -> Vec<i64> {
 #[sqlx::test(migrations = "../migrations")]
 async fn a_watcher_gets_missed_events_first_then_live_ones_without_gaps_or_repeats(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let seller = app.user_token("seller").await;
-    let (minji, junho) = (app.user_token("minji").await, app.user_token("junho").await);
-    app.deposit(&minji, 1_000_000).await;
-    app.deposit(&junho, 1_000_000).await;
-    let id = app.create_auction(&seller, json!({ "bid_increment": 1_000 })).await["id"].as_i64().unwrap();
+    let Rivals { minji, junho, auction_id: id } = app.rivals(1_000_000, json!({ "bid_increment": 1_000 })).await;
     for amount in [10_000, 11_000, 12_000] {
         app.bid(if amount == 11_000 { &junho } else { &minji }, id, amount).await;
     }
@@ -66,11 +62,7 @@ async fn bids_on_one_instance_reach_watchers_on_another(pool: PgPool) {
     let prefix = format!("test-{:016x}", rand::random::<u64>());
     let one = TestApp::spawn_with(pool.clone(), &[("QUEUE_PREFIX", &prefix)]).await;
     let two = TestApp::spawn_with(pool, &[("QUEUE_PREFIX", &prefix)]).await;
-    let seller = one.user_token("seller").await;
-    let (minji, junho) = (one.user_token("minji").await, one.user_token("junho").await);
-    one.deposit(&minji, 1_000_000).await;
-    one.deposit(&junho, 1_000_000).await;
-    let id = one.create_auction(&seller, json!({ "bid_increment": 1_000 })).await["id"].as_i64().unwrap();
+    let Rivals { minji, junho, auction_id: id } = one.rivals(1_000_000, json!({ "bid_increment": 1_000 })).await;
     let (mut on_one, mut on_two) = (connect(&one, id, 0).await, connect(&two, id, 0).await);
     for i in 0..10 {
         let bidder = if i % 2 == 0 { &minji } else { &junho };
@@ -84,11 +76,7 @@ async fn bids_on_one_instance_reach_watchers_on_another(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn a_client_that_reconnects_after_missing_fifty_events_ends_with_the_full_sequence(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let seller = app.user_token("seller").await;
-    let (minji, junho) = (app.user_token("minji").await, app.user_token("junho").await);
-    app.deposit(&minji, 100_000_000).await;
-    app.deposit(&junho, 100_000_000).await;
-    let id = app.create_auction(&seller, json!({ "bid_increment": 1_000 })).await["id"].as_i64().unwrap();
+    let Rivals { minji, junho, auction_id: id } = app.rivals(100_000_000, json!({ "bid_increment": 1_000 })).await;
     let mut client = connect(&app, id, 0).await;
     app.bid(&minji, id, 10_000).await;
     let mut seen = seqs(&next_events(&mut client, 1).await);
@@ -104,11 +92,7 @@ async fn a_client_that_reconnects_after_missing_fifty_events_ends_with_the_full_
 #[sqlx::test(migrations = "../migrations")]
 async fn events_survive_killed_pubsub_connections(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let seller = app.user_token("seller").await;
-    let (minji, junho) = (app.user_token("minji").await, app.user_token("junho").await);
-    app.deposit(&minji, 100_000_000).await;
-    app.deposit(&junho, 100_000_000).await;
-    let id = app.create_auction(&seller, json!({ "bid_increment": 1_000 })).await["id"].as_i64().unwrap();
+    let Rivals { minji, junho, auction_id: id } = app.rivals(100_000_000, json!({ "bid_increment": 1_000 })).await;
     let mut client = connect(&app, id, 0).await;
     let mut redis =
         redis::Client::open(crate::helpers::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
