@@ -1,6 +1,6 @@
 //! `neighborbid-bench`: drives a running NeighborBid stack and prints one JSON report.
 //!
-//! `list` and `bids` go through the HTTP API, `fanout` also through WebSockets; `close` and `jobs` seed and observe PostgreSQL directly
+//! `list`, `bids` and `flood` go through the HTTP API, `fanout` also through WebSockets; `close` and `jobs` seed and observe PostgreSQL directly
 //! to measure the scheduler and the workers. Progress goes to stderr; stdout carries only the report,
 //! so `… | jq` works.
 
@@ -28,6 +28,10 @@ use crate::client::Api;
 /// `fanout` opens 5,000 WebSockets at once: raise the open-files limit first (`ulimit -n 65536`, in
 /// the bench's shell and for the web server), and run the bench on the web server's host so it can
 /// read the server's memory from /proc.
+///
+/// `flood` sends each bench user's sign-up and login as its own client via `X-Forwarded-For`: start
+/// the web with `TRUSTED_PROXIES=127.0.0.1` (or the bench host's address), or the per-address login
+/// and sign-up limits throttle the setup (it waits out `Retry-After`, slowly).
 #[derive(Debug, Parser)]
 #[command(name = "neighborbid-bench", version, about, long_about)]
 struct Cli {
@@ -40,11 +44,11 @@ struct Cli {
     /// paging the API.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// How long each measured phase runs.
-    #[arg(long, default_value_t = 10)]
-    duration_secs: u64,
+    /// How long each measured phase runs (default 10; `flood`: 20, after a 5 s baseline).
+    #[arg(long)]
+    duration_secs: Option<u64>,
     /// Workers: keep-alive connections for `list` (default 32), bidders for `bids` (default 200) and
-    /// `fanout` (default 50).
+    /// `fanout` (default 50), bogus-login tasks for `flood` (default 500).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     concurrency: Option<u64>,
     /// An admin bearer token; `bids` then runs the ledger audit afterwards.
@@ -60,6 +64,13 @@ struct Cli {
     /// `neighborbid-web`).
     #[arg(long)]
     web_pid: Option<u32>,
+    /// `flood`: the flood's source addresses; 1 sends from the bench's own address, more spreads the
+    /// logins over that many fake addresses (198.18.0.0/15) in `X-Forwarded-For`, like a botnet.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(scenarios::flood::MAX_FLOOD_IPS)))]
+    flood_ips: u32,
+    /// `flood`: legitimate requests per second (reads and bids by signed-in users), sent open-loop.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    rate: u32,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -80,6 +91,11 @@ enum Scenario {
     /// bid on them; reports event latency (target p50 <= 10 ms, p99 <= 50 ms), gaps (0), early closes
     /// and the web server's RSS (<= 150 MB with 5,000 watchers). Needs `ulimit -n 65536`.
     Fanout,
+    /// --concurrency (500) tasks sending bogus logins for --duration-secs (20) while 20 signed-in users
+    /// read and bid at --rate (50/s), after a 5 s baseline without the flood; reports the legitimate
+    /// traffic's p50/p99 (target p99 <= 200 ms) and errors (transport, 5xx, 429; target 0) and how
+    /// many flood logins got 429 or 503. Start the web with TRUSTED_PROXIES=127.0.0.1.
+    Flood,
 }
 
 #[tokio::main]
@@ -87,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     // reqwest is built without a TLS backend choice of its own; rustls needs a process-wide one.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    let duration = Duration::from_secs(cli.duration_secs);
+    let duration = Duration::from_secs(cli.duration_secs.unwrap_or(10));
     let report = match cli.scenario {
         Scenario::List => {
             let concurrency = usize::try_from(cli.concurrency.unwrap_or(32))?;
@@ -104,11 +120,18 @@ async fn main() -> anyhow::Result<()> {
             let api = Api::new(&cli.base_url, bidders)?;
             scenarios::fanout::run(&api, &cli.base_url, duration, bidders, cli.web_pid).await?
         }
+        Scenario::Flood => {
+            let concurrency = usize::try_from(cli.concurrency.unwrap_or(500))?;
+            let duration = Duration::from_secs(cli.duration_secs.unwrap_or(20));
+            let options = scenarios::flood::Options { duration, concurrency, flood_ips: cli.flood_ips, rate: cli.rate };
+            let api = Api::new(&cli.base_url, 16)?;
+            scenarios::flood::run(&api, &cli.base_url, options).await?
+        }
         Scenario::Close => scenarios::close::run(database_url(&cli)?, &cli.smtp_listen).await?,
         Scenario::Jobs => scenarios::jobs::run(database_url(&cli)?, cli.jobs).await?,
     };
     let mut report = report;
-    if matches!(cli.scenario, Scenario::List | Scenario::Bids | Scenario::Fanout) {
+    if matches!(cli.scenario, Scenario::List | Scenario::Bids | Scenario::Fanout | Scenario::Flood) {
         report["base_url"] = cli.base_url.into();
     }
     report["finished_at"] = chrono::Utc::now().to_rfc3339().into();

@@ -1,6 +1,6 @@
 //! The scheduler: closes ended auctions every second (exactly once across replicas, by PostgreSQL
 //! locks and conditional updates; apalis-cron fires on every replica), relays the outbox to the job
-//! queues, and sweeps for lost work every 30 seconds.
+//! queues, sweeps for lost work every 30 seconds and deletes expired records every 10 minutes.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -10,8 +10,10 @@ use apalis::prelude::*;
 use apalis_cron::{CronScheduler, Tick};
 use apalis_redis::ConnectionManager;
 use neighborbid_shared::auctions::closing::close_due;
+use neighborbid_shared::config::Retention;
 use neighborbid_shared::events;
 use neighborbid_shared::jobs::{reconcile, relay};
+use neighborbid_shared::retention;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
@@ -27,11 +29,21 @@ pub struct SchedulerOptions {
     pub sweep_schedule: String,
     /// How overdue work must be before the sweep re-records it.
     pub sweep_grace_secs: i32,
+    /// When the retention sweep runs.
+    pub prune_schedule: String,
+    /// What the retention sweep deletes, by age.
+    pub retention: Retention,
 }
 
-impl Default for SchedulerOptions {
-    fn default() -> Self {
-        Self { sweep_schedule: "*/30 * * * * *".into(), sweep_grace_secs: reconcile::DEFAULT_GRACE_SECS }
+impl SchedulerOptions {
+    /// The production pacing: reconcile every 30 s, prune every 10 minutes.
+    pub fn new(retention: Retention) -> Self {
+        Self {
+            sweep_schedule: "*/30 * * * * *".into(),
+            sweep_grace_secs: reconcile::DEFAULT_GRACE_SECS,
+            prune_schedule: "0 */10 * * * *".into(),
+            retention,
+        }
     }
 }
 
@@ -94,6 +106,22 @@ async fn sweeper(pool: PgPool, wake: Arc<Notify>, grace_secs: i32) {
     }
 }
 
+/// Deletes what is past its retention each time it is woken. Every replica may run it: a second
+/// pass at the same moment finds less or nothing to delete.
+async fn pruner(pool: PgPool, wake: Arc<Notify>, retention: Retention) {
+    loop {
+        wake.notified().await;
+        let pruned = match pool.acquire().await {
+            Ok(mut conn) => retention::prune(&mut conn, &retention).await,
+            Err(err) => Err(err),
+        };
+        match pruned {
+            Ok(pruned) => tracing::info!(?pruned, "pruned records past their retention"),
+            Err(err) => tracing::error!(error = %err, "retention sweep failed"),
+        }
+    }
+}
+
 /// Moves outbox rows to the queues for as long as the scheduler runs, pausing only when there is
 /// nothing to move.
 async fn relay_loop(pool: PgPool, redis: ConnectionManager, prefix: String) {
@@ -123,14 +151,18 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let every_second = cron::Schedule::from_str("* * * * * *")?;
     let sweep_schedule = cron::Schedule::from_str(&options.sweep_schedule)?;
-    let (close_wake, sweep_wake) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let prune_schedule = cron::Schedule::from_str(&options.prune_schedule)?;
+    let (close_wake, sweep_wake, prune_wake) =
+        (Arc::new(Notify::new()), Arc::new(Notify::new()), Arc::new(Notify::new()));
     let tasks = [
         tokio::spawn(closer(pool.clone(), redis.clone(), queue_prefix.clone(), close_wake.clone())),
         tokio::spawn(sweeper(pool.clone(), sweep_wake.clone(), options.sweep_grace_secs)),
+        tokio::spawn(pruner(pool.clone(), prune_wake.clone(), options.retention)),
         tokio::spawn(relay_loop(pool, redis, queue_prefix)),
     ];
     let suffix = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
-    let (close_name, sweep_name) = (format!("close-{suffix}"), format!("sweep-{suffix}"));
+    let (close_name, sweep_name, prune_name) =
+        (format!("close-{suffix}"), format!("sweep-{suffix}"), format!("prune-{suffix}"));
     let monitor = Monitor::new()
         .register(move |_| {
             WorkerBuilder::new(close_name.clone())
@@ -142,6 +174,12 @@ pub async fn run(
             WorkerBuilder::new(sweep_name.clone())
                 .backend(CronScheduler::new(sweep_schedule.clone()))
                 .data(sweep_wake.clone())
+                .build(wake)
+        })
+        .register(move |_| {
+            WorkerBuilder::new(prune_name.clone())
+                .backend(CronScheduler::new(prune_schedule.clone()))
+                .data(prune_wake.clone())
                 .build(wake)
         })
         .should_restart(|worker, error| {

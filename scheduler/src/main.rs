@@ -18,12 +18,14 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("neighborbid-scheduler", &config);
     let pool = db::connect(&config).context("failed to configure the database pool")?;
     let redis_client = redis::Client::open(config.redis_url.expose()).context("invalid REDIS_URL")?;
+    // Closing auctions needs only PostgreSQL; the relay and event publishing wait for Redis by
+    // themselves (the connection is made lazily and remade after any loss).
     tokio::select! {
-        () = health::wait_until_ready(&pool, &redis_client) => {}
+        () = health::wait_until_ready(&pool, None) => {}
         () = shutdown::signal() => return Ok(()),
     }
-    let redis = redis_client.get_connection_manager().await.context("failed to connect to Redis")?;
-    let options = neighborbid_scheduler::SchedulerOptions::default();
+    let redis = health::redis_connection(&redis_client).context("invalid REDIS_URL")?;
+    let options = neighborbid_scheduler::SchedulerOptions::new(config.retention);
     neighborbid_scheduler::run(pool.clone(), redis, config.queue_prefix.clone(), options, shutdown::signal()).await?;
     pool.close().await;
     tracing::info!("scheduler stopped");

@@ -4,6 +4,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
+use crate::rate_limit::Quota;
+
 /// A value that must never reach logs or error messages.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
@@ -76,6 +80,50 @@ pub struct Config {
     pub mail_from: String,
     /// `PLATFORM_FEE_BPS`: the platform's share of each sale in basis points (0–9,999).
     pub platform_fee_bps: u16,
+    /// Rate limits and the other per-client bounds.
+    pub limits: Limits,
+    /// How long records that are not the ledger's are kept.
+    pub retention: Retention,
+}
+
+/// How much one client may ask of the service.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `RATE_LIMITS`: `on` (default) or `off`, which turns every rate limit off (for load tests).
+    pub rate_limits: bool,
+    /// `RATE_LIMIT_LOGIN_IP`: logins per client IP address.
+    pub login_per_ip: Quota,
+    /// `RATE_LIMIT_LOGIN_ACCOUNT`: logins per account name, whoever tries them.
+    pub login_per_account: Quota,
+    /// `RATE_LIMIT_SIGNUP_IP`: sign-ups per client IP address.
+    pub signup_per_ip: Quota,
+    /// `RATE_LIMIT_WRITES_USER`: writes (bids, deposits, new auctions, …) per signed-in user.
+    pub writes_per_user: Quota,
+    /// `TRUSTED_PROXIES`: comma-separated addresses or CIDR ranges whose `X-Forwarded-For` is
+    /// believed; empty by default, so the peer address is the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `HASHING_QUEUE`: password checks that may wait for a hashing slot; beyond it, 503.
+    pub hashing_queue: usize,
+    /// `WS_MAX_CONNECTIONS`: WebSockets one web process serves at once.
+    pub ws_max_connections: usize,
+    /// `WS_MAX_CONNECTIONS_PER_IP`: WebSockets one client IP address may hold at once.
+    pub ws_max_connections_per_ip: usize,
+    /// `MAX_OPEN_AUCTIONS_PER_USER`: scheduled and active auctions one seller may have at once.
+    pub max_open_auctions_per_user: i64,
+}
+
+/// Retention periods of the records that are not the record of what happened (the ledger, bids and
+/// auction events are kept forever).
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// `RETENTION_OUTBOX_DAYS`: relayed outbox rows.
+    pub outbox: Duration,
+    /// `RETENTION_IDEMPOTENCY_HOURS`: stored answers to `Idempotency-Key` requests.
+    pub idempotency_keys: Duration,
+    /// `RETENTION_SESSIONS_DAYS`: sessions after they expired or were revoked.
+    pub ended_sessions: Duration,
+    /// `RETENTION_EMAILS_DAYS`: sent email notifications.
+    pub sent_emails: Duration,
 }
 
 /// A setting that could not be understood.
@@ -143,8 +191,57 @@ impl Config {
                 fee if fee < 10_000 => fee,
                 fee => return Err(invalid("PLATFORM_FEE_BPS", format!("{fee} is not below 10,000"))),
             },
+            limits: Limits::from_lookup(&lookup)?,
+            retention: Retention {
+                outbox: days(parse(&lookup, "RETENTION_OUTBOX_DAYS", 7)?),
+                idempotency_keys: Duration::from_secs(3600 * parse::<u64>(&lookup, "RETENTION_IDEMPOTENCY_HOURS", 48)?),
+                ended_sessions: days(parse(&lookup, "RETENTION_SESSIONS_DAYS", 30)?),
+                sent_emails: days(parse(&lookup, "RETENTION_EMAILS_DAYS", 90)?),
+            },
         })
     }
+}
+
+impl Limits {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let minute = Duration::from_secs(60);
+        Ok(Self {
+            rate_limits: match lookup("RATE_LIMITS").as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => return Err(invalid("RATE_LIMITS", format!("expected on or off, got {other:?}"))),
+            },
+            login_per_ip: parse(lookup, "RATE_LIMIT_LOGIN_IP", Quota::new(30, minute))?,
+            login_per_account: parse(lookup, "RATE_LIMIT_LOGIN_ACCOUNT", Quota::new(10, minute))?,
+            signup_per_ip: parse(lookup, "RATE_LIMIT_SIGNUP_IP", Quota::new(20, Duration::from_secs(3600)))?,
+            writes_per_user: parse(lookup, "RATE_LIMIT_WRITES_USER", Quota::new(600, minute))?,
+            trusted_proxies: match lookup("TRUSTED_PROXIES") {
+                None => Vec::new(),
+                Some(list) => list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(parse_network)
+                    .collect::<Result<_, _>>()
+                    .map_err(|reason| invalid("TRUSTED_PROXIES", reason))?,
+            },
+            hashing_queue: parse(lookup, "HASHING_QUEUE", 32)?,
+            ws_max_connections: parse(lookup, "WS_MAX_CONNECTIONS", 20_000)?,
+            ws_max_connections_per_ip: parse(lookup, "WS_MAX_CONNECTIONS_PER_IP", 100)?,
+            max_open_auctions_per_user: parse(lookup, "MAX_OPEN_AUCTIONS_PER_USER", 100)?,
+        })
+    }
+}
+
+/// `203.0.113.7`, `10.0.0.0/8` or `::1`: a single address is a network of one.
+fn parse_network(text: &str) -> Result<IpNet, String> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))
+}
+
+fn days(n: u64) -> Duration {
+    Duration::from_secs(86_400 * n)
 }
 
 fn parse<T>(lookup: &impl Fn(&str) -> Option<String>, name: &'static str, default: T) -> Result<T, ConfigError>
@@ -191,6 +288,19 @@ mod tests {
     fn secrets_never_print() {
         let config = config(&[("DATABASE_URL", "postgres://u:hunter2@db/x")]).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn limits_have_safe_defaults_and_can_be_turned_off() {
+        let limits = config(&[]).unwrap().limits;
+        assert!(limits.rate_limits);
+        assert_eq!(limits.login_per_ip.to_string(), "30/min");
+        assert!(limits.trusted_proxies.is_empty());
+        let off = config(&[("RATE_LIMITS", "off"), ("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")]).unwrap().limits;
+        assert!(!off.rate_limits);
+        assert_eq!(off.trusted_proxies.len(), 2);
+        let err = config(&[("TRUSTED_PROXIES", "proxy.local")]).unwrap_err();
+        assert!(err.to_string().contains("TRUSTED_PROXIES"), "{err}");
     }
 
     #[test]

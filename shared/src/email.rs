@@ -169,8 +169,14 @@ fn message_id(notification_id: i64) -> String {
 
 /// The subject and the plain-text paragraphs of `n`'s e-mail.
 fn content(n: &Notification) -> (String, Vec<String>) {
-    // A title is one line of a header; a stray line break must not be able to start a new header.
-    let title: String = n.auction_title.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    // A title is one line of a header; a stray line break must not be able to start a new header,
+    // and a bidirectional override must not make the subject read differently from what it says.
+    let title: String = n
+        .auction_title
+        .chars()
+        .filter(|c| !crate::validation::is_bidi_control(*c))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let price = format_krw(n.price);
     let contact = |role: &str| {
         n.counterpart.as_ref().map(|c| {
@@ -337,6 +343,15 @@ mod tests {
         n.auction_title = "Lamp\r\nBcc: victim@example.test".to_owned();
         let raw = String::from_utf8(compose(&n, &from()).unwrap().formatted()).unwrap();
         assert!(!raw.contains("\r\nBcc:"), "{raw}");
+    }
+
+    #[test]
+    fn bidirectional_overrides_are_stripped_from_the_subject() {
+        let mut n = notification(NotificationKind::Won);
+        n.auction_title = "Lamp \u{202E}gpj.exe".to_owned();
+        let (subject, paragraphs) = content(&n);
+        assert_eq!(subject, "You won Lamp gpj.exe");
+        assert!(!paragraphs.concat().contains('\u{202E}'));
     }
 
     #[test]

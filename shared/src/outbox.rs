@@ -35,6 +35,17 @@ impl FollowUp {
             Self::SendEmail { .. } => "send_email",
         }
     }
+
+    /// The id of the job that carries it out, the same however often it is recorded:
+    /// `release_hold:42`. The queue refuses a second job with an id it still holds.
+    pub fn job_id(&self) -> String {
+        let subject = match self {
+            Self::ReleaseHold { hold_id } => hold_id,
+            Self::SettleAuction { auction_id } => auction_id,
+            Self::SendEmail { notification_id } => notification_id,
+        };
+        format!("{}:{subject}", self.kind())
+    }
 }
 
 /// Records follow-up work in the caller's transaction.

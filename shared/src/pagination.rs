@@ -2,8 +2,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Datelike, Utc};
 
-use crate::validation::ValidationError;
+/// A cursor this API did not hand out (garbled, forged, or from another list): 400 `invalid_cursor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cursor is not one this API returned")]
+pub struct CursorError;
 
 /// Where a page starts: the sort key and id of the last item of the previous page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,11 +43,21 @@ impl Cursor {
     }
 
     /// Reads a cursor from a client.
-    pub fn decode(raw: &str) -> Result<Self, ValidationError> {
-        let invalid = || ValidationError::new("cursor", "invalid_cursor", "cursor is not one this API returned");
-        let text = URL_SAFE_NO_PAD.decode(raw).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(invalid)?;
-        let (key, id) = text.split_once('.').ok_or_else(invalid)?;
-        Ok(Self { key: key.parse().map_err(|_| invalid())?, id: id.parse().map_err(|_| invalid())? })
+    pub fn decode(raw: &str) -> Result<Self, CursorError> {
+        let text = URL_SAFE_NO_PAD.decode(raw).ok().and_then(|b| String::from_utf8(b).ok()).ok_or(CursorError)?;
+        let (key, id) = text.split_once('.').ok_or(CursorError)?;
+        Ok(Self { key: key.parse().map_err(|_| CursorError)?, id: id.parse().map_err(|_| CursorError)? })
+    }
+
+    /// A cursor whose key is a moment, in microseconds since the epoch.
+    pub fn for_time(at: DateTime<Utc>, id: i64) -> Self {
+        Self { key: at.timestamp_micros(), id }
+    }
+
+    /// The key as a moment, exactly (no floating point on the way), for lists ordered by time. Only
+    /// years 1970–9999 can come from this API; anything else was forged.
+    pub fn time_key(self) -> Result<DateTime<Utc>, CursorError> {
+        DateTime::from_timestamp_micros(self.key).filter(|at| (1970..=9999).contains(&at.year())).ok_or(CursorError)
     }
 }
 
@@ -67,8 +81,16 @@ mod tests {
         let cursor = Cursor::new(-42, 7);
         assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
         for garbage in ["", "abc", "!!!", &URL_SAFE_NO_PAD.encode("1"), &URL_SAFE_NO_PAD.encode("a.b")] {
-            assert_eq!(Cursor::decode(garbage).unwrap_err().code, "invalid_cursor", "{garbage:?}");
+            assert_eq!(Cursor::decode(garbage), Err(CursorError), "{garbage:?}");
         }
+    }
+
+    #[test]
+    fn time_keys_are_exact_and_bounded() {
+        let far = DateTime::parse_from_rfc3339("9999-12-31T23:59:59.999999Z").unwrap().to_utc();
+        assert_eq!(Cursor::for_time(far, 1).time_key(), Ok(far));
+        assert_eq!(Cursor::new(i64::MAX, 1).time_key(), Err(CursorError));
+        assert_eq!(Cursor::new(-1, 1).time_key(), Err(CursorError));
     }
 
     #[test]

@@ -18,3 +18,52 @@ impl ValidationError {
         Self { field, code, message: message.into() }
     }
 }
+
+/// Refuses control characters (PostgreSQL cannot store NUL, and the rest have no business in names,
+/// titles or searches); `multiline` text may keep tabs and line breaks.
+pub fn refuse_control_chars(field: &'static str, text: &str, multiline: bool) -> Result<(), ValidationError> {
+    let allowed = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
+    match text.chars().any(|c| c.is_control() && !allowed(c)) {
+        true => Err(ValidationError::new(
+            field,
+            "control_character",
+            format!("{field} must not contain control characters"),
+        )),
+        false => Ok(()),
+    }
+}
+
+/// Characters that take no visible space: zero-width spaces and joiners, bidirectional marks,
+/// embeddings, overrides and isolates, the byte-order mark, the soft hyphen.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Bidirectional embeddings, overrides and isolates, which can make text read differently from
+/// what it says (`\u{202E}` turns "txt.exe" around).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_refused_naming_the_field() {
+        let err = refuse_control_chars("title", "a\0b", false).unwrap_err();
+        assert_eq!((err.field, err.code), ("title", "control_character"));
+        assert!(refuse_control_chars("title", "line\nbreak", false).is_err());
+        assert!(refuse_control_chars("description", "line\nbreak\ttab", true).is_ok());
+        assert!(refuse_control_chars("description", "bell\u{7}", true).is_err());
+        assert!(refuse_control_chars("q", "자전거 bike", false).is_ok());
+    }
+
+    #[test]
+    fn invisible_and_bidi_characters_are_recognised() {
+        assert!("\u{200B}\u{202E}\u{FEFF}".chars().all(is_invisible));
+        assert!(!"a 가".chars().any(is_invisible));
+        assert!(is_bidi_control('\u{202E}') && !is_bidi_control('a'));
+    }
+}

@@ -77,12 +77,13 @@ const DEMO_AUCTIONS: [DemoAuction; 5] = [
 /// Creates the demo accounts, wallets and auctions in one transaction, once: when a demo user
 /// exists already nothing is done, so running it again changes nothing.
 pub async fn seed(pool: &PgPool) -> anyhow::Result<()> {
+    let password_hash = users::hash_password(DEMO_PASSWORD).await?;
     let mut conn = pool.acquire().await.context("failed to connect to the database")?;
     let mut tx = conn.begin().await?;
     let mut user_ids = Vec::new();
     for (username, email, region_id) in DEMO_USERS {
         let new = NewUser::parse(username, email, DEMO_PASSWORD.to_owned(), Some(region_id))?;
-        match users::insert_user(&mut tx, &new, false).await {
+        match users::insert_user(&mut tx, &new, &password_hash, false).await {
             Ok(user) => user_ids.push((user.id, region_id)),
             Err(UserError::UsernameTaken | UserError::EmailTaken) => {
                 tracing::info!("demo data is already loaded");
@@ -113,7 +114,7 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<()> {
             ends_at: now + Duration::hours(hours),
             soft_close_seconds: None,
         };
-        store::create(&mut tx, seller_id, &request.validate(None, now)?).await?;
+        store::create(&mut tx, seller_id, &request.validate(None, now)?, i64::MAX).await?;
     }
     tx.commit().await?;
     tracing::info!(users = user_ids.len(), auctions = DEMO_AUCTIONS.len(), "demo data loaded");

@@ -3,6 +3,7 @@
 
 pub mod api;
 mod body_limit;
+pub mod client_ip;
 pub mod demo;
 mod health;
 pub mod live;
@@ -17,22 +18,23 @@ use poem::{Endpoint, EndpointExt, Response, Route, Server};
 use sqlx::PgPool;
 
 use crate::body_limit::BodyLimit;
+use crate::client_ip::ResolveClientIp;
 use crate::state::AppState;
 
 /// The whole HTTP application: API, spec, Swagger UI and health checks.
 pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let api = api::service();
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
     let max_body_bytes = state.config.max_body_bytes;
+    let trusted_proxies = std::sync::Arc::new(state.config.limits.trusted_proxies.clone());
     Route::new()
         .nest("/api/v1", api)
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
+        .at("/openapi.json", poem::get(openapi_document))
+        .at("/docs", poem::get(swagger_ui))
         .at("/healthz", poem::get(health::healthz))
         .at("/readyz", poem::get(health::readyz))
         .at("/ws/auctions/:id", poem::get(live::watch_auction))
         .with(BodyLimit(max_body_bytes))
+        .with(ResolveClientIp(trusted_proxies))
         .with(poem::middleware::Tracing)
         .data(state)
         .catch_all_error(api::error::render_poem_error)
@@ -40,7 +42,17 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
 
 /// The OpenAPI document as served at `/openapi.json`.
 pub fn openapi_json() -> String {
-    api::service().spec()
+    api::document::json().to_owned()
+}
+
+#[poem::handler]
+fn openapi_document() -> poem::Response {
+    poem::Response::builder().content_type("application/json; charset=utf-8").body(api::document::json())
+}
+
+#[poem::handler]
+fn swagger_ui() -> poem::web::Html<&'static str> {
+    poem::web::Html(api::document::swagger_ui_html())
 }
 
 /// Binds `WEB_ADDR` and serves until SIGINT or SIGTERM, then finishes in-flight requests.

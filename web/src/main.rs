@@ -26,8 +26,8 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Create an operator account, or promote an existing one; the password comes from
-    /// ADMIN_PASSWORD or, when that is unset, the first line of standard input.
+    /// Create an operator account; the password comes from ADMIN_PASSWORD or, when that is unset,
+    /// the first line of standard input. An existing username is refused unless --promote is given.
     CreateAdmin {
         /// The operator's username.
         #[arg(long)]
@@ -35,6 +35,11 @@ enum Command {
         /// The operator's email address.
         #[arg(long)]
         email: String,
+        /// Take over an existing account with this username: make it an operator, set the given
+        /// password and email, and sign out all of its sessions. Only for an account you know is
+        /// yours; anyone could have signed the name up first.
+        #[arg(long)]
+        promote: bool,
     },
     /// Load demo users (and their wallets and auctions once those exist); running it again changes nothing.
     SeedDemo,
@@ -60,11 +65,19 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::CreateAdmin { username, email } => {
+        Command::CreateAdmin { username, email, promote } => {
             let password = admin_password()?;
             let new = users::NewUser::parse(&username, &email, password, None)?;
+            let password_hash = users::hash_password(new.password.expose()).await?;
+            let existing = if promote { users::ExistingAccount::Promote } else { users::ExistingAccount::Refuse };
             let mut conn = pool.acquire().await.context("failed to connect to the database")?;
-            let admin = users::create_admin(&mut conn, &new).await?;
+            let admin = match users::create_admin(&mut conn, &new, &password_hash, existing).await {
+                Err(users::UserError::UsernameTaken) => anyhow::bail!(
+                    "an account named {username:?} exists already; pass --promote only if it is yours \
+                     (it becomes an operator with this password and email, and all its sessions end)"
+                ),
+                other => other?,
+            };
             println!("admin {} (id {}) is ready", admin.username, admin.id);
             Ok(())
         }

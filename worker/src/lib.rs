@@ -160,9 +160,10 @@ pub async fn run(
     result.context("worker pool failed")
 }
 
-/// Removes finished jobs every minute so Redis does not grow without bound.
+/// Removes finished jobs every few seconds, so Redis does not grow without bound and a follow-up
+/// recorded again soon after its job finished (jobs are keyed by follow-up) is not ignored for long.
 async fn vacuum_periodically(mut redis: ConnectionManager, prefix: String, queues: Vec<Queue>) {
-    let mut every = tokio::time::interval(Duration::from_secs(60));
+    let mut every = tokio::time::interval(Duration::from_secs(5));
     loop {
         every.tick().await;
         for queue in &queues {

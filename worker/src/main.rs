@@ -67,8 +67,10 @@ async fn main() -> anyhow::Result<()> {
         return jobs(&mut redis, &config.queue_prefix, action).await;
     }
     let pool = db::connect(&config).context("failed to configure the database pool")?;
+    // A worker takes its jobs from Redis: it needs both.
+    let probe = health::redis_connection(&redis_client).context("invalid REDIS_URL")?;
     tokio::select! {
-        () = health::wait_until_ready(&pool, &redis_client) => {}
+        () = health::wait_until_ready(&pool, Some(&probe)) => {}
         () = shutdown::signal() => return Ok(()),
     }
     let redis = redis_client.get_connection_manager().await.context("failed to connect to Redis")?;

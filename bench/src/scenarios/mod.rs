@@ -3,5 +3,6 @@
 pub mod bids;
 pub mod close;
 pub mod fanout;
+pub mod flood;
 pub mod jobs;
 pub mod list;

@@ -353,12 +353,21 @@ async fn buy_now_once(
     Ok(receipt)
 }
 
+/// A withdrawn auction and the event that tells its watchers.
+#[derive(Debug, Clone)]
+pub struct Cancelled {
+    /// The auction, now `cancelled`.
+    pub auction: Auction,
+    /// The `auction_cancelled` event, for publishing once committed.
+    pub events: Vec<StoredEvent>,
+}
+
 /// Withdraws an auction; only its seller may, and only before the first bid.
-pub async fn cancel(pool: &PgPool, auction_id: i64, seller_id: i64) -> Result<Auction, AuctionError> {
+pub async fn cancel(pool: &PgPool, auction_id: i64, seller_id: i64) -> Result<Cancelled, AuctionError> {
     in_transaction!(pool, |conn| cancel_once(conn, auction_id, seller_id))
 }
 
-async fn cancel_once(conn: &mut PgConnection, auction_id: i64, seller_id: i64) -> Result<Auction, AuctionError> {
+async fn cancel_once(conn: &mut PgConnection, auction_id: i64, seller_id: i64) -> Result<Cancelled, AuctionError> {
     let locked = lock_auction(conn, auction_id, seller_id).await?;
     if locked.state.seller_id != seller_id {
         return Err(AuctionError::NotSeller);
@@ -376,6 +385,7 @@ async fn cancel_once(conn: &mut PgConnection, auction_id: i64, seller_id: i64) -
         .bind(locked.now)
         .execute(&mut *conn)
         .await?;
-    events::append(conn, auction_id, &[(EventType::AuctionCancelled, json!({}))]).await?;
-    store::find(conn, auction_id).await?.ok_or(AuctionError::NotFound)
+    let events = events::append(conn, auction_id, &[(EventType::AuctionCancelled, json!({}))]).await?;
+    let auction = store::find(conn, auction_id).await?.ok_or(AuctionError::NotFound)?;
+    Ok(Cancelled { auction, events })
 }

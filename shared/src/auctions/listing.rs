@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 use super::Status;
 use super::bidding::Bid;
 use super::store::{Auction, auction_select};
-use crate::pagination::{Cursor, next_page};
+use crate::pagination::{Cursor, CursorError, next_page};
 
 /// List order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,7 +49,7 @@ pub struct Filter {
 
 fn cursor_after(sort: Sort, auction: &Auction) -> Cursor {
     let key = match sort {
-        Sort::EndingSoon => auction.ends_at.timestamp_micros(),
+        Sort::EndingSoon => return Cursor::for_time(auction.ends_at, auction.id),
         Sort::Newest => auction.id,
         Sort::PriceAsc | Sort::PriceDesc => auction.current_price,
         Sort::MostBids => i64::from(auction.bid_count),
@@ -84,10 +84,7 @@ macro_rules! list_sql {
 
 fn sql(sort: Sort) -> &'static str {
     match sort {
-        Sort::EndingSoon => list_sql!(
-            "(a.ends_at, a.id) > (timestamptz 'epoch' + $10 * interval '1 microsecond', $11)",
-            "a.ends_at, a.id"
-        ),
+        Sort::EndingSoon => list_sql!("(a.ends_at, a.id) > ($13, $11)", "a.ends_at, a.id"),
         Sort::Newest => list_sql!("a.id < $11", "a.id DESC"),
         Sort::PriceAsc => list_sql!("(a.current_price, a.id) > ($10, $11)", "a.current_price, a.id"),
         Sort::PriceDesc => list_sql!("(a.current_price, a.id) < ($10, $11)", "a.current_price DESC, a.id DESC"),
@@ -101,6 +98,17 @@ fn contains_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// Why a page could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The cursor does not fit this list's order.
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
 /// One page of auctions and the cursor of the next page, if there is one.
 pub async fn list(
     conn: &mut PgConnection,
@@ -108,7 +116,12 @@ pub async fn list(
     sort: Sort,
     cursor: Option<Cursor>,
     limit: u8,
-) -> Result<(Vec<Auction>, Option<Cursor>), sqlx::Error> {
+) -> Result<(Vec<Auction>, Option<Cursor>), ListError> {
+    // Ending-soon pages compare times exactly, as timestamps: never through floating point.
+    let ends_after = match (sort, cursor) {
+        (Sort::EndingSoon, Some(cursor)) => Some(cursor.time_key()?),
+        _ => None,
+    };
     let items: Vec<Auction> = sqlx::query_as(sql(sort))
         .bind(filter.region_id)
         .bind(filter.category_id)
@@ -122,6 +135,7 @@ pub async fn list(
         .bind(cursor.map(Cursor::key))
         .bind(cursor.map(Cursor::id))
         .bind(i64::from(limit) + 1)
+        .bind(ends_after)
         .fetch_all(conn)
         .await?;
     Ok(next_page(items, limit, |auction| cursor_after(sort, auction)))

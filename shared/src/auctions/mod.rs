@@ -94,6 +94,12 @@ pub enum AuctionError {
     /// Cancelling is only possible before the first bid.
     #[error("the auction has bids")]
     HasBids,
+    /// The seller has as many open auctions as one seller may.
+    #[error("at most {max} open auctions per seller")]
+    TooManyOpen {
+        /// The cap.
+        max: i64,
+    },
     /// The wallet refused (insufficient funds, limits).
     #[error(transparent)]
     Ledger(#[from] LedgerError),

@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::rules::min_next_bid;
 use super::{Condition, ShippingPayer, Status};
-use crate::money::Krw;
-use crate::validation::ValidationError;
+use crate::money::{Krw, MAX_AMOUNT};
+use crate::validation::{ValidationError, is_invisible, refuse_control_chars};
 
 /// How far in the past `starts_at` may be (client clocks drift).
 const START_SKEW: Duration = Duration::minutes(5);
@@ -12,6 +13,8 @@ const START_SKEW: Duration = Duration::minutes(5);
 pub const MIN_DURATION: Duration = Duration::minutes(1);
 /// Longest auction.
 pub const MAX_DURATION: Duration = Duration::days(30);
+/// How far ahead an auction may be scheduled.
+pub const MAX_SCHEDULE_AHEAD: Duration = Duration::days(30);
 /// Default soft-close window.
 pub const DEFAULT_SOFT_CLOSE_SECONDS: i32 = 120;
 
@@ -90,12 +93,16 @@ fn invalid(field: &'static str, code: &'static str, message: impl Into<String>) 
 impl NewAuctionRequest {
     /// Applies every rule at `now`; `home_region` is the seller's, used when no region is given.
     pub fn validate(self, home_region: Option<i64>, now: DateTime<Utc>) -> Result<NewAuction, ValidationError> {
+        refuse_control_chars("title", &self.title, false)?;
         let title = self.title.trim().to_owned();
         let title_len = title.chars().count();
-        if !(1..=100).contains(&title_len) {
-            return Err(invalid("title", "invalid_title", "title must be 1 to 100 characters"));
+        // A title of zero-width spaces or direction marks would show as an empty line.
+        let visible = title.chars().any(|c| !c.is_whitespace() && !is_invisible(c));
+        if !(1..=100).contains(&title_len) || !visible {
+            return Err(invalid("title", "invalid_title", "title must be 1 to 100 characters, some of them visible"));
         }
         let description = self.description.unwrap_or_default();
+        refuse_control_chars("description", &description, true)?;
         if description.chars().count() > 5_000 {
             return Err(invalid("description", "description_too_long", "description must be at most 5,000 characters"));
         }
@@ -121,13 +128,33 @@ impl NewAuctionRequest {
             ));
         }
         let bid_increment = self.bid_increment.map(|i| Krw::parse(i, "bid_increment")).transpose()?;
+        // The first bid may be the start price; someone must be able to outbid it.
+        let second_bid = min_next_bid(start_price.get(), 1, start_price.get(), bid_increment.map(Krw::get));
+        if second_bid > MAX_AMOUNT {
+            let field = if bid_increment.is_some() { "bid_increment" } else { "start_price" };
+            return Err(invalid(
+                field,
+                "no_room_to_outbid",
+                format!(
+                    "start_price plus the increment must be at most {MAX_AMOUNT} KRW, or nobody could outbid the first bid"
+                ),
+            ));
+        }
         let starts_at = self.starts_at.unwrap_or(now);
         if starts_at < now - START_SKEW {
             return Err(invalid("starts_at", "starts_in_the_past", "starts_at must not be in the past"));
         }
-        let duration = self.ends_at - starts_at;
-        if duration < MIN_DURATION || duration > MAX_DURATION {
-            return Err(invalid("ends_at", "invalid_duration", "ends_at must be 1 minute to 30 days after starts_at"));
+        if starts_at > now + MAX_SCHEDULE_AHEAD {
+            return Err(invalid("starts_at", "starts_too_late", "starts_at must be at most 30 days ahead"));
+        }
+        // Measured from now when the start is (slightly) past: an auction must run its minimum.
+        let runs_for = self.ends_at - starts_at.max(now);
+        if runs_for < MIN_DURATION || self.ends_at - starts_at > MAX_DURATION {
+            return Err(invalid(
+                "ends_at",
+                "invalid_duration",
+                "ends_at must be at least 1 minute from now and after starts_at, and at most 30 days after starts_at",
+            ));
         }
         let soft_close_seconds = self.soft_close_seconds.unwrap_or(DEFAULT_SOFT_CLOSE_SECONDS);
         if !(0..=600).contains(&soft_close_seconds) {
@@ -218,6 +245,25 @@ mod tests {
             "starts_at"
         );
         assert_eq!(field_of(NewAuctionRequest { soft_close_seconds: Some(601), ..request() }).0, "soft_close_seconds");
+        let past = NewAuctionRequest {
+            starts_at: Some(now() - Duration::seconds(290)),
+            ends_at: now() - Duration::seconds(230),
+            ..request()
+        };
+        assert_eq!(field_of(past), ("ends_at", "invalid_duration"), "an auction already over");
+        let year_9999 = DateTime::parse_from_rfc3339("9999-01-01T00:00:00Z").unwrap().to_utc();
+        let far = NewAuctionRequest { starts_at: Some(year_9999), ends_at: year_9999 + Duration::days(1), ..request() };
+        assert_eq!(field_of(far), ("starts_at", "starts_too_late"));
+        for title in ["\u{200B}\u{202E}", " \u{FEFF} "] {
+            assert_eq!(field_of(NewAuctionRequest { title: title.into(), ..request() }).1, "invalid_title");
+        }
+        assert_eq!(field_of(NewAuctionRequest { title: "a\0b".into(), ..request() }), ("title", "control_character"));
+        assert_eq!(
+            field_of(NewAuctionRequest { description: Some("nul\0".into()), ..request() }),
+            ("description", "control_character")
+        );
+        let top = NewAuctionRequest { start_price: MAX_AMOUNT, buy_now_price: None, reserve_price: None, ..request() };
+        assert_eq!(field_of(top), ("start_price", "no_room_to_outbid"));
         let no_region = request().validate(None, now()).unwrap_err();
         assert_eq!((no_region.field, no_region.code), ("region_id", "region_required"));
     }

@@ -1,7 +1,7 @@
 //! Stored auctions: creating them and reading them with their seller, category and region.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
 use super::new::NewAuction;
 use super::rules::AuctionState;
@@ -83,8 +83,26 @@ impl Auction {
     }
 }
 
-/// Stores a validated auction for `seller_id` and returns it.
-pub async fn create(conn: &mut PgConnection, seller_id: i64, new: &NewAuction) -> Result<Auction, AuctionError> {
+/// Stores a validated auction for `seller_id` and returns it, unless the seller already has
+/// `max_open` scheduled or active auctions.
+pub async fn create(
+    conn: &mut PgConnection,
+    seller_id: i64,
+    new: &NewAuction,
+    max_open: i64,
+) -> Result<Auction, AuctionError> {
+    let mut tx = conn.begin().await?;
+    // The seller's row lock makes count-then-insert safe against the seller's own concurrent creates.
+    let open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM auctions WHERE seller_id = (SELECT id FROM users WHERE id = $1 FOR UPDATE) \
+           AND status IN ('scheduled', 'active')",
+    )
+    .bind(seller_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if open >= max_open {
+        return Err(AuctionError::TooManyOpen { max: max_open });
+    }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO auctions (seller_id, title, description, category_id, region_id, national, condition, \
              shipping_payer, start_price, buy_now_price, reserve_price, bid_increment, current_price, status, \
@@ -107,7 +125,7 @@ pub async fn create(conn: &mut PgConnection, seller_id: i64, new: &NewAuction) -
     .bind(new.starts_at)
     .bind(new.ends_at)
     .bind(new.soft_close_seconds)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut *tx)
     .await
     .map_err(|err| {
         if violates(&err, "auctions_category_id_fkey") {
@@ -118,7 +136,9 @@ pub async fn create(conn: &mut PgConnection, seller_id: i64, new: &NewAuction) -
             AuctionError::from(err)
         }
     })?;
-    find(conn, id).await?.ok_or(AuctionError::NotFound)
+    let auction = find(&mut tx, id).await?.ok_or(AuctionError::NotFound)?;
+    tx.commit().await?;
+    Ok(auction)
 }
 
 /// The auction with this id.

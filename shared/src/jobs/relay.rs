@@ -4,9 +4,15 @@
 //!
 //! A crash between the push and the commit pushes a batch twice; handlers are idempotent. A queue
 //! lost after the commit (Redis flushed) is repaired by the reconciliation sweep.
+//!
+//! Every job's id is its follow-up's [`FollowUp::job_id`] (`release_hold:42`), and apalis-redis
+//! ignores a push whose id it still holds (waiting, retrying, dead, or done and not yet vacuumed).
+//! So a follow-up recorded again, by the sweep or by a second cause, never runs twice at once, and
+//! one that keeps failing leaves one dead job, not one per sweep.
 
-use apalis::prelude::TaskSink;
+use apalis::prelude::{TaskBuilder, TaskId, TaskSink};
 use apalis_redis::ConnectionManager;
+use futures::stream;
 use sqlx::{Connection, PgConnection};
 
 use super::email::EmailJob;
@@ -31,13 +37,14 @@ pub enum RelayError {
     Redis(String),
 }
 
-/// Pushes jobs to one queue's storage.
-async fn push<T>(conn: ConnectionManager, prefix: &str, queue: Queue, jobs: Vec<T>) -> Result<(), RelayError>
+/// Pushes jobs, each with its id, to one queue's storage.
+async fn push<T>(conn: ConnectionManager, prefix: &str, queue: Queue, jobs: Vec<(String, T)>) -> Result<(), RelayError>
 where
     T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + Unpin + 'static,
 {
     let mut storage = queues::storage::<T>(conn, prefix, queue);
-    storage.push_bulk(jobs).await.map_err(|e| RelayError::Redis(e.to_string()))
+    let tasks = jobs.into_iter().map(|(id, job)| TaskBuilder::new(job).task_id(TaskId::from_string(id)).build());
+    storage.push_all(stream::iter(tasks)).await.map_err(|e| RelayError::Redis(e.to_string()))
 }
 
 fn queue_of(kind: &str) -> Option<Queue> {
@@ -71,8 +78,9 @@ pub async fn relay_once(db: &mut PgConnection, redis: &ConnectionManager, prefix
         match queue {
             Queue::Refund => {
                 let jobs = follow_ups
-                    .filter_map(|f| {
-                        if let FollowUp::ReleaseHold { hold_id } = f { Some(RefundJob { hold_id }) } else { None }
+                    .filter_map(|f| match f {
+                        FollowUp::ReleaseHold { hold_id } => Some((f.job_id(), RefundJob { hold_id })),
+                        _ => None,
                     })
                     .collect();
                 push(redis.clone(), prefix, queue, jobs).await?;
@@ -80,7 +88,7 @@ pub async fn relay_once(db: &mut PgConnection, redis: &ConnectionManager, prefix
             Queue::Settlement => {
                 let jobs = follow_ups
                     .filter_map(|f| match f {
-                        FollowUp::SettleAuction { auction_id } => Some(SettlementJob { auction_id }),
+                        FollowUp::SettleAuction { auction_id } => Some((f.job_id(), SettlementJob { auction_id })),
                         _ => None,
                     })
                     .collect();
@@ -89,7 +97,7 @@ pub async fn relay_once(db: &mut PgConnection, redis: &ConnectionManager, prefix
             Queue::Email => {
                 let jobs = follow_ups
                     .filter_map(|f| match f {
-                        FollowUp::SendEmail { notification_id } => Some(EmailJob { notification_id }),
+                        FollowUp::SendEmail { notification_id } => Some((f.job_id(), EmailJob { notification_id })),
                         _ => None,
                     })
                     .collect();

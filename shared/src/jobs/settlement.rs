@@ -9,6 +9,7 @@ use crate::events::{self, EventType, StoredEvent};
 use crate::ledger::LedgerError;
 use crate::ledger::holds::{self, Ended};
 use crate::notifications;
+use crate::outbox::{self, FollowUp};
 
 /// The settlement job's payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,8 +40,9 @@ struct Outcome {
 }
 
 /// Settles `auction_id` exactly once: under the auction's row lock, and only from `closed`, it
-/// captures the winner's hold to the seller (`fee_bps` to the platform), releases every other open
-/// hold, marks the auction `settled` and records the winner's and seller's emails.
+/// captures the winner's hold to the seller (`fee_bps` to the platform), marks the auction
+/// `settled`, records the winner's and seller's emails, and records a release of every other open
+/// hold. Each release is its own job, so one loser's account can never hold the sale up.
 pub async fn settle_auction(
     conn: &mut PgConnection,
     auction_id: i64,
@@ -67,7 +69,7 @@ pub async fn settle_auction(
             .fetch_all(&mut *tx)
             .await?;
     for hold_id in losers {
-        holds::release(&mut tx, hold_id).await?;
+        outbox::record(&mut tx, &FollowUp::ReleaseHold { hold_id }).await?;
     }
     sqlx::query("UPDATE auctions SET status = 'settled' WHERE id = $1").bind(auction_id).execute(&mut *tx).await?;
     let settled = json!({ "winner_id": winner_id, "price": price });

@@ -20,13 +20,14 @@ pub struct Violation {
     pub hold_id: Option<i64>,
 }
 
-/// Where the money is.
+/// Where the money is. Lifetime sums grow without bound (deposit and withdraw in a loop), so they are
+/// `i128`, summed as `numeric` in PostgreSQL; balances are bounded by the wallet's total and fit `i64`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Totals {
     /// Every deposit ever.
-    pub deposits: i64,
+    pub deposits: i128,
     /// Every withdrawal ever.
-    pub withdrawals: i64,
+    pub withdrawals: i128,
     /// Sum of users' available balances.
     pub available: i64,
     /// Sum of users' held balances.
@@ -77,8 +78,8 @@ pub async fn audit(conn: &mut PgConnection) -> Result<AuditReport, sqlx::Error> 
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
     let mut violations = Vec::new();
 
-    let mismatched: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT a.id, a.balance, coalesce(i.total, 0)::bigint - coalesce(o.total, 0)::bigint \
+    let mismatched: Vec<(i64, i64, String)> = sqlx::query_as(
+        "SELECT a.id, a.balance, (coalesce(i.total, 0) - coalesce(o.total, 0))::text \
          FROM accounts a \
          LEFT JOIN (SELECT to_account, sum(amount) AS total FROM transfers GROUP BY to_account) i ON i.to_account = a.id \
          LEFT JOIN (SELECT from_account, sum(amount) AS total FROM transfers GROUP BY from_account) o ON o.from_account = a.id \
@@ -154,26 +155,35 @@ pub async fn audit(conn: &mut PgConnection) -> Result<AuditReport, sqlx::Error> 
         });
     }
 
-    let totals: (i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT \
-           (SELECT coalesce(sum(amount), 0)::bigint FROM transfers WHERE kind = 'deposit'), \
-           (SELECT coalesce(sum(amount), 0)::bigint FROM transfers WHERE kind = 'withdrawal'), \
-           (SELECT coalesce(sum(balance), 0)::bigint FROM accounts WHERE kind = 'available'), \
-           (SELECT coalesce(sum(balance), 0)::bigint FROM accounts WHERE kind = 'held'), \
-           (SELECT balance FROM accounts WHERE kind = 'fees'), \
-           (SELECT coalesce(sum(amount), 0)::bigint FROM holds WHERE status = 'open'), \
-           (SELECT count(*) FROM transfers), \
-           (SELECT balance FROM accounts WHERE kind = 'external')",
+    // Sums as exact decimals (text, since sqlx decodes `numeric` only with an extra crate); the
+    // conservation check itself runs in `numeric` too.
+    let totals: (String, String, String, String, String, String, i64, bool) = sqlx::query_as(
+        "WITH t AS (SELECT \
+           (SELECT coalesce(sum(amount), 0) FROM transfers WHERE kind = 'deposit') AS deposits, \
+           (SELECT coalesce(sum(amount), 0) FROM transfers WHERE kind = 'withdrawal') AS withdrawals, \
+           (SELECT coalesce(sum(balance), 0) FROM accounts WHERE kind = 'available') AS available, \
+           (SELECT coalesce(sum(balance), 0) FROM accounts WHERE kind = 'held') AS held, \
+           (SELECT coalesce(sum(balance), 0) FROM accounts WHERE kind = 'fees') AS fees, \
+           (SELECT coalesce(sum(amount), 0) FROM holds WHERE status = 'open') AS open_holds, \
+           (SELECT count(*) FROM transfers) AS transfers, \
+           (SELECT balance FROM accounts WHERE kind = 'external') AS external) \
+         SELECT deposits::text, withdrawals::text, available::text, held::text, fees::text, open_holds::text, transfers, \
+                available + held + fees = deposits - withdrawals AND external = withdrawals - deposits \
+         FROM t",
     )
     .fetch_one(&mut *tx)
     .await?;
-    let (deposits, withdrawals, available, held, fees, open_holds, transfers, external) = totals;
-    let in_wallet = available + held + fees;
-    if in_wallet != deposits - withdrawals || external != -(deposits - withdrawals) {
+    let (deposits, withdrawals, available, held, fees, open_holds, transfers, conserved) = totals;
+    let exact = |text: &str| text.parse::<i128>().map_err(|e| sqlx::Error::Decode(Box::new(e)));
+    let (deposits, withdrawals) = (exact(&deposits)?, exact(&withdrawals)?);
+    let bounded = |text: &str| exact(text).map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    let (available, held, fees, open_holds) =
+        (bounded(&available)?, bounded(&held)?, bounded(&fees)?, bounded(&open_holds)?);
+    if !conserved {
         violations.push(violation(
             "money_not_conserved",
             format!(
-                "the wallet holds {in_wallet} and the external account {external}, \
+                "the wallet holds {available} available, {held} held and {fees} in fees, \
                  but deposits minus withdrawals is {}",
                 deposits - withdrawals
             ),

@@ -39,7 +39,8 @@ pub enum LedgerError {
     /// The paying account does not have enough money.
     #[error("insufficient funds")]
     InsufficientFunds,
-    /// The receiving account would exceed the largest balance the wallet holds.
+    /// A deposit would take the wallet past its ceiling, or the platform past the most money it
+    /// holds in all.
     #[error("balance limit exceeded")]
     BalanceLimit,
     /// A user without wallet accounts (cannot happen for users created by sign-up).
@@ -54,7 +55,7 @@ impl From<sqlx::Error> for LedgerError {
     fn from(err: sqlx::Error) -> Self {
         if violates(&err, "accounts_balance_non_negative") {
             Self::InsufficientFunds
-        } else if violates(&err, "accounts_balance_limit") {
+        } else if violates(&err, "accounts_external_floor") {
             Self::BalanceLimit
         } else {
             Self::Database(err)

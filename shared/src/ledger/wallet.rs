@@ -31,9 +31,24 @@ pub async fn balances(conn: &mut PgConnection, user_id: i64) -> Result<Balances,
     Ok(Balances { available, held })
 }
 
-/// Adds external money to the user's available balance; returns the transfer id.
+/// The most one wallet may hold after a deposit, available and held together. Only deposits are
+/// refused for it: money coming back from a hold or a sale always arrives.
+pub const WALLET_CEILING: i64 = 1_000_000_000_000_000;
+
+/// Adds external money to the user's available balance; returns the transfer id. Refused with
+/// [`LedgerError::BalanceLimit`] when the wallet would hold more than [`WALLET_CEILING`].
 pub async fn deposit(conn: &mut PgConnection, user_id: i64, amount: Krw) -> Result<i64, LedgerError> {
     let accounts = user_accounts(conn, user_id).await?;
+    // Both accounts locked (in id order, as every transfer locks them), so two deposits cannot both
+    // pass the check.
+    let balances: Vec<i64> =
+        sqlx::query_scalar("SELECT balance FROM accounts WHERE user_id = $1 ORDER BY id FOR UPDATE")
+            .bind(user_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    if balances.iter().sum::<i64>() > WALLET_CEILING - amount.get() {
+        return Err(LedgerError::BalanceLimit);
+    }
     transfer(conn, &plain(EXTERNAL_ACCOUNT, accounts.available, amount, TransferKind::Deposit)).await
 }
 

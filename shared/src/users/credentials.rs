@@ -1,6 +1,6 @@
 //! The sign-up rules, as types that can only hold valid values.
 
-use crate::validation::ValidationError;
+use crate::validation::{ValidationError, refuse_control_chars};
 
 /// 3–30 characters of `[a-z0-9_]`, stored lower-case so uniqueness ignores case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,7 @@ pub struct Email(String);
 impl Email {
     /// Checks the shape only; delivery proves the rest.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        refuse_control_chars("email", raw, false)?;
         let email = raw.trim();
         let invalid =
             || ValidationError::new("email", "invalid_email", "email must be an address like name@example.com");
@@ -140,6 +141,7 @@ mod tests {
         for bad in ["kim", "kim@", "@example.com", "kim@example", "kim@.com", "k m@example.com", "a@b@c.com"] {
             assert_eq!(Email::parse(bad).unwrap_err().code, "invalid_email", "{bad:?}");
         }
+        assert_eq!(Email::parse("k\0m@example.com").unwrap_err().code, "control_character");
     }
 
     #[test]

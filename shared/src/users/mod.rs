@@ -6,9 +6,9 @@ mod sessions;
 mod store;
 
 pub use credentials::{Email, NewUser, Password, Username};
-pub use password::{hash_password, verify_password};
-pub use sessions::{NewSession, SessionToken, authenticate, create_session, revoke_session};
-pub use store::{create_admin, find_by_id, find_by_username, insert_user};
+pub use password::{HashingQueue, hash_password, verify_password};
+pub use sessions::{NewSession, SessionToken, authenticate, create_session, revoke_all_sessions, revoke_session};
+pub use store::{ExistingAccount, create_admin, find_by_id, find_by_username, insert_user};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -54,6 +54,9 @@ pub enum UserError {
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// Too many password checks are waiting already; try again in a moment.
+    #[error("too many logins and sign-ups at once")]
+    Overloaded,
     /// Hashing failed (out of memory or a broken stored hash).
     #[error("password hashing failed: {0}")]
     Hashing(String),

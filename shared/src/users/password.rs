@@ -1,7 +1,10 @@
 //! argon2id password hashing, off the async threads because it is deliberately slow.
 //!
 //! Each hash takes ~19 MiB and a core for a few milliseconds, so hashing runs at most one per core
-//! at a time: a burst of logins waits its turn instead of taking gigabytes of memory.
+//! at a time: a burst of logins waits its turn instead of taking gigabytes of memory. The web's
+//! [`HashingQueue`] also bounds the line in front of those slots: when it is full a request is
+//! refused at once with [`UserError::Overloaded`] instead of waiting behind a flood. Callers never
+//! hold a database connection while they hash.
 
 use std::sync::LazyLock;
 
@@ -12,8 +15,36 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 
 use super::UserError;
 
-static HASHING_SLOTS: LazyLock<Semaphore> =
-    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+static HASHING_SLOTS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(cores()));
+
+/// A bounded line for hashing: at most `waiting` requests queue for a slot (`HASHING_QUEUE`);
+/// beyond that, [`UserError::Overloaded`] at once. One per web process.
+pub struct HashingQueue {
+    admitted: Semaphore,
+}
+
+impl HashingQueue {
+    /// Admits the slots' worth of hashing plus `waiting` more in line.
+    pub fn new(waiting: usize) -> Self {
+        Self { admitted: Semaphore::new(cores() + waiting) }
+    }
+
+    /// [`hash_password`], or `Overloaded` when the line is full.
+    pub async fn hash(&self, password: &str) -> Result<String, UserError> {
+        let _admitted = self.admitted.try_acquire().map_err(|_| UserError::Overloaded)?;
+        hash_password(password).await
+    }
+
+    /// [`verify_password`], or `Overloaded` when the line is full.
+    pub async fn verify(&self, password: &str, stored_hash: Option<String>) -> Result<bool, UserError> {
+        let _admitted = self.admitted.try_acquire().map_err(|_| UserError::Overloaded)?;
+        verify_password(password, stored_hash).await
+    }
+}
 
 /// Runs one hashing job on the blocking pool once a hashing slot is free.
 async fn run_hashing<T: Send + 'static>(

@@ -98,3 +98,12 @@ pub async fn revoke_session(conn: &mut PgConnection, session_id: i64) -> Result<
         .await?;
     Ok(())
 }
+
+/// Revokes every live session of a user (their password changed hands).
+pub async fn revoke_all_sessions(conn: &mut PgConnection, user_id: i64) -> Result<u64, sqlx::Error> {
+    let revoked = sqlx::query("UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(revoked.rows_affected())
+}

@@ -1,14 +1,20 @@
 //! Stored accounts.
 
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
-use super::{NewUser, User, UserError, hash_password};
+use super::sessions::revoke_all_sessions;
+use super::{NewUser, User, UserError};
 use crate::db::violates;
 
-/// Stores a new account. Uniqueness is left to the database's indexes, so two sign-ups racing for
-/// one name cannot both win.
-pub async fn insert_user(conn: &mut PgConnection, new: &NewUser, is_admin: bool) -> Result<User, UserError> {
-    let password_hash = hash_password(new.password.expose()).await?;
+/// Stores a new account whose password the caller hashed (before taking a connection: hashing is
+/// slow). Uniqueness is left to the database's indexes, so two sign-ups racing for one name cannot
+/// both win.
+pub async fn insert_user(
+    conn: &mut PgConnection,
+    new: &NewUser,
+    password_hash: &str,
+    is_admin: bool,
+) -> Result<User, UserError> {
     // The user's two wallet accounts are created by the same statement: no account-less user exists.
     sqlx::query_as(
         "WITH new_user AS ( \
@@ -38,21 +44,48 @@ pub async fn insert_user(conn: &mut PgConnection, new: &NewUser, is_admin: bool)
     })
 }
 
-/// Creates an operator account, or promotes and re-passwords an existing one with that username.
-pub async fn create_admin(conn: &mut PgConnection, new: &NewUser) -> Result<User, UserError> {
-    let password_hash = hash_password(new.password.expose()).await?;
-    let promoted: Option<User> = sqlx::query_as(
-        "UPDATE users SET is_admin = TRUE, password_hash = $2 WHERE lower(username) = $1 \
-         RETURNING id, username, email, region_id, is_admin, created_at",
-    )
-    .bind(new.username.as_str())
-    .bind(&password_hash)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match promoted {
-        Some(user) => Ok(user),
-        None => insert_user(conn, new, true).await,
-    }
+/// What `create-admin` does with a username that is already registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingAccount {
+    /// Refuse: anyone could have signed that name up first (`UsernameTaken`).
+    Refuse,
+    /// Promote it: the operator said `--promote` and so vouches that the account is theirs. Its
+    /// password and email become the given ones and all its sessions are revoked, so whoever held
+    /// the account before is signed out.
+    Promote,
+}
+
+/// Creates an operator account, or (only with [`ExistingAccount::Promote`]) takes over an existing
+/// one with that username, in one transaction.
+pub async fn create_admin(
+    conn: &mut PgConnection,
+    new: &NewUser,
+    password_hash: &str,
+    existing: ExistingAccount,
+) -> Result<User, UserError> {
+    let mut tx = conn.begin().await?;
+    let promoted: Option<User> = match existing {
+        ExistingAccount::Refuse => None,
+        ExistingAccount::Promote => sqlx::query_as(
+            "UPDATE users SET is_admin = TRUE, password_hash = $2, email = $3 WHERE lower(username) = $1 \
+                 RETURNING id, username, email, region_id, is_admin, created_at",
+        )
+        .bind(new.username.as_str())
+        .bind(password_hash)
+        .bind(new.email.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|err| if violates(&err, "users_email_key") { UserError::EmailTaken } else { err.into() })?,
+    };
+    let user = match promoted {
+        Some(user) => {
+            revoke_all_sessions(&mut tx, user.id).await?;
+            user
+        }
+        None => insert_user(&mut tx, new, password_hash, true).await?,
+    };
+    tx.commit().await?;
+    Ok(user)
 }
 
 /// The account with this id.

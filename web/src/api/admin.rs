@@ -36,8 +36,10 @@ pub struct ViolationView {
 /// Where the money is.
 #[derive(Object)]
 pub struct TotalsView {
-    pub deposits: i64,
-    pub withdrawals: i64,
+    /// Every deposit ever, as a decimal string: lifetime sums can outgrow 64 bits.
+    pub deposits: String,
+    /// Every withdrawal ever, as a decimal string.
+    pub withdrawals: String,
     pub available: i64,
     pub held: i64,
     pub fees: i64,
@@ -84,8 +86,8 @@ impl AdminApi {
                 })
                 .collect(),
             totals: TotalsView {
-                deposits: t.deposits,
-                withdrawals: t.withdrawals,
+                deposits: t.deposits.to_string(),
+                withdrawals: t.withdrawals.to_string(),
                 available: t.available,
                 held: t.held,
                 fees: t.fees,

@@ -9,6 +9,7 @@ use neighborbid_shared::auctions::store::{self, Auction};
 use neighborbid_shared::auctions::{self as domain, AuctionError, watch};
 use neighborbid_shared::money::Krw;
 use neighborbid_shared::pagination::Cursor;
+use neighborbid_shared::validation::refuse_control_chars;
 use poem::http::StatusCode;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
@@ -28,7 +29,10 @@ error_set!(
         400 => "malformed body",
         401 => "missing, invalid, expired or revoked token",
         413 => "body too large",
-        422 => "a rule was broken; `details.field` names the field (`invalid_title`, `invalid_duration`, `unknown_category`, …)",
+        415 => "`unsupported_content_type`: send the body as `application/json`",
+        409 => "`too_many_open_auctions`: the seller has `MAX_OPEN_AUCTIONS_PER_USER` scheduled or active auctions",
+        422 => "a rule was broken; `details.field` names the field (`invalid_title`, `control_character`, `invalid_duration`, `starts_too_late`, `no_room_to_outbid`, `unknown_category`, …)",
+        429 => "`rate_limited`: too many writes by this user; see `Retry-After`",
         503 => "the database is unavailable",
     }
 );
@@ -37,6 +41,7 @@ error_set!(
     /// Errors of reading auctions.
     ReadErrors {
         400 => "malformed parameter or `invalid_cursor`",
+        422 => "`control_character` in `q`",
         404 => "`auction_not_found`",
         503 => "the database is unavailable",
     }
@@ -60,7 +65,9 @@ error_set!(
         404 => "`auction_not_found`",
         409 => "`auction_not_active`, `bid_too_low` (`details.minimum`), `buy_now_unavailable`, `insufficient_funds` or `idempotency_key_reused`",
         413 => "body too large",
+        415 => "`unsupported_content_type`: send the body as `application/json`",
         422 => "`amount_not_positive`, `amount_too_large` or `invalid_idempotency_key`",
+        429 => "`rate_limited`: too many writes by this user; see `Retry-After`",
         503 => "the database is unavailable",
     }
 );
@@ -73,6 +80,7 @@ error_set!(
         403 => "`not_seller`",
         404 => "`auction_not_found`",
         409 => "`auction_has_bids` or `auction_not_active`",
+        429 => "`rate_limited`: too many writes by this user; see `Retry-After`",
         503 => "the database is unavailable",
     }
 );
@@ -368,6 +376,12 @@ pub(super) fn auction_error<E: ErrorSet>(err: AuctionError) -> ApiError<E> {
         AuctionError::HasBids => {
             ApiError::new(StatusCode::CONFLICT, "auction_has_bids", "an auction with bids cannot be cancelled")
         }
+        AuctionError::TooManyOpen { max } => ApiError::new(
+            StatusCode::CONFLICT,
+            "too_many_open_auctions",
+            format!("you have {max} scheduled or active auctions, the most allowed; wait for one to end"),
+        )
+        .with_details(json!({ "maximum": max })),
         AuctionError::Ledger(e) => ledger_error(e),
         AuctionError::IdempotencyKeyReused => {
             idempotency_error(neighborbid_shared::idempotency::IdempotencyError::Reused)
@@ -430,7 +444,8 @@ impl AuctionsApi {
         };
         let new = request.validate(auth.0.user.region_id, Utc::now())?;
         let mut conn = state.pool.acquire().await?;
-        let auction = store::create(&mut conn, auth.0.user.id, &new).await.map_err(auction_error)?;
+        let max_open = state.config.limits.max_open_auctions_per_user;
+        let auction = store::create(&mut conn, auth.0.user.id, &new, max_open).await.map_err(auction_error)?;
         Ok(CreatedAuction::Created(Json(AuctionView::now(auction))))
     }
 
@@ -460,7 +475,10 @@ impl AuctionsApi {
         let filter = Filter {
             region_id: region_id.0,
             category_id: category_id.0,
-            q: q.0.filter(|q| !q.trim().is_empty()),
+            q: q.0
+                .filter(|q| !q.trim().is_empty())
+                .map(|q| refuse_control_chars("q", &q, false).map(|()| q))
+                .transpose()?,
             min_price: min_price.0,
             max_price: max_price.0,
             status: status.0.map(Into::into),
@@ -531,8 +549,9 @@ impl AuctionsApi {
         #[oai(name = "Idempotency-Key")]
         key: Header<Option<String>>,
     ) -> Result<Json<AuctionView>, ApiError<BidErrors>> {
-        let receipt =
+        let mut receipt =
             bidding::buy_now(&state.pool, id.0, auth.0.user.id, key.0.as_deref()).await.map_err(auction_error)?;
+        state.hub.publish(std::mem::take(&mut receipt.events));
         Ok(Json(AuctionView::now(receipt.auction)))
     }
 
@@ -544,8 +563,9 @@ impl AuctionsApi {
         auth: BearerAuth,
         id: Path<i64>,
     ) -> Result<Json<AuctionView>, ApiError<ActionErrors>> {
-        let auction = bidding::cancel(&state.pool, id.0, auth.0.user.id).await.map_err(auction_error)?;
-        Ok(Json(AuctionView::now(auction)))
+        let cancelled = bidding::cancel(&state.pool, id.0, auth.0.user.id).await.map_err(auction_error)?;
+        state.hub.publish(cancelled.events);
+        Ok(Json(AuctionView::now(cancelled.auction)))
     }
 
     /// Watch an auction.

@@ -7,10 +7,12 @@
 
 use std::marker::PhantomData;
 
+use neighborbid_shared::rate_limit::Throttled;
 use poem::http::StatusCode;
+use poem::http::header::RETRY_AFTER;
 use poem::web::Json as PoemJson;
 use poem::{IntoResponse, Response};
-use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::{ApiResponse, Object};
 use serde_json::Value;
 
@@ -44,6 +46,7 @@ pub struct ApiError<E: ErrorSet> {
     code: &'static str,
     message: String,
     details: Value,
+    retry_after_secs: Option<u64>,
     endpoint: PhantomData<E>,
 }
 
@@ -61,8 +64,27 @@ impl<E: ErrorSet> ApiError<E> {
             code,
             message: message.into(),
             details: Value::Object(Default::default()),
+            retry_after_secs: None,
             endpoint: PhantomData,
         }
+    }
+
+    /// 429 `rate_limited`: the client asked too often; `Retry-After` says when to ask again.
+    pub fn throttled(throttled: Throttled) -> Self {
+        let secs = throttled.retry_after_secs();
+        let mut err =
+            Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", format!("too many requests; retry in {secs} s"))
+                .with_details(serde_json::json!({ "retry_after_seconds": secs }));
+        err.retry_after_secs = Some(secs);
+        err
+    }
+
+    /// 503 `overloaded`: too much work is queued already; retry in a second.
+    pub fn overloaded() -> Self {
+        let mut err =
+            Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the service is busy; please retry shortly");
+        err.retry_after_secs = Some(1);
+        err
     }
 
     /// Adds structured context.
@@ -85,18 +107,70 @@ impl<E: ErrorSet> From<neighborbid_shared::validation::ValidationError> for ApiE
     }
 }
 
-impl<E: ErrorSet> From<sqlx::Error> for ApiError<E> {
-    fn from(err: sqlx::Error) -> Self {
+impl<E: ErrorSet> From<neighborbid_shared::pagination::CursorError> for ApiError<E> {
+    fn from(err: neighborbid_shared::pagination::CursorError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_cursor", err.to_string())
+            .with_details(serde_json::json!({ "field": "cursor" }))
+    }
+}
+
+impl<E: ErrorSet> From<neighborbid_shared::auctions::listing::ListError> for ApiError<E> {
+    fn from(err: neighborbid_shared::auctions::listing::ListError) -> Self {
+        use neighborbid_shared::auctions::listing::ListError;
         match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            ListError::Cursor(err) => err.into(),
+            ListError::Database(err) => err.into(),
+        }
+    }
+}
+
+impl<E: ErrorSet> From<sqlx::Error> for ApiError<E> {
+    /// Losing the database is a 503; a value PostgreSQL refuses to store or compute with (SQLSTATE
+    /// class 22: a NUL byte, an out-of-range number or date) came from the client and is a 400,
+    /// whatever check upstream missed it. Anything else is our bug: a 500.
+    fn from(err: sqlx::Error) -> Self {
+        match DatabaseFault::of(&err) {
+            DatabaseFault::Unavailable => {
                 tracing::warn!(error = %err, "database unavailable");
-                Self::new(
+                let mut unavailable = Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "database_unavailable",
                     "the database is unavailable; please retry",
-                )
+                );
+                unavailable.retry_after_secs = Some(1);
+                unavailable
             }
-            err => Self::internal(err),
+            DatabaseFault::BadValue => {
+                tracing::info!(error = %err, "the database refused a value from the request");
+                Self::new(StatusCode::BAD_REQUEST, "invalid_value", "the request carries a value that cannot be stored")
+            }
+            DatabaseFault::Bug => Self::internal(err),
+        }
+    }
+}
+
+/// Whose fault a database error is.
+enum DatabaseFault {
+    /// The database is down, restarting or unreachable.
+    Unavailable,
+    /// It refused a value (SQLSTATE class 22, data exception).
+    BadValue,
+    /// Our SQL or our data is wrong.
+    Bug,
+}
+
+impl DatabaseFault {
+    fn of(err: &sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+                Self::Unavailable
+            }
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                Some(code) if code.starts_with("22") => Self::BadValue,
+                Some(code) if code.starts_with("08") || code.starts_with("57P") => Self::Unavailable,
+                _ => Self::Bug,
+            },
+            _ => Self::Bug,
         }
     }
 }
@@ -108,7 +182,11 @@ fn json_response(status: StatusCode, code: &str, message: String, details: Value
 
 impl<E: ErrorSet> IntoResponse for ApiError<E> {
     fn into_response(self) -> Response {
-        json_response(self.status, self.code, self.message, self.details)
+        let mut response = json_response(self.status, self.code, self.message, self.details);
+        if let Some(secs) = self.retry_after_secs {
+            response.headers_mut().insert(RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -130,7 +208,7 @@ impl<E: ErrorSet> ApiResponse for ApiError<E> {
                     content_type: "application/json; charset=utf-8",
                     schema: <ErrorBody as poem_openapi::types::Type>::schema_ref(),
                 }],
-                headers: vec![],
+                headers: if matches!(status, 429 | 503) { vec![retry_after_header()] } else { vec![] },
             })
             .collect();
         MetaResponses { responses }
@@ -138,6 +216,16 @@ impl<E: ErrorSet> ApiResponse for ApiError<E> {
 
     fn register(registry: &mut Registry) {
         <ErrorBody as poem_openapi::types::Type>::register(registry);
+    }
+}
+
+fn retry_after_header() -> MetaHeader {
+    MetaHeader {
+        name: "Retry-After".into(),
+        description: Some("Seconds to wait before trying again.".into()),
+        required: false,
+        deprecated: false,
+        schema: <u64 as poem_openapi::types::Type>::schema_ref(),
     }
 }
 

@@ -3,9 +3,11 @@
 mod admin;
 mod auctions;
 mod auth;
+pub mod document;
 pub mod error;
 mod reference;
 mod sessions;
+mod throttle;
 mod users;
 mod wallet;
 

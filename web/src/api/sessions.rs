@@ -6,10 +6,13 @@ use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::ApiTags;
+use neighborbid_shared::validation::refuse_control_chars;
+
 use super::auth::BearerAuth;
 use super::error::{ApiError, error_set};
 use super::users::{AuthenticatedErrors, UserView, user_error};
+use super::{ApiTags, throttle};
+use crate::client_ip::ClientIp;
 use crate::state::AppState;
 
 error_set!(
@@ -18,7 +21,10 @@ error_set!(
         400 => "malformed body",
         401 => "`invalid_credentials`: wrong username or password (the same answer whether or not the user exists)",
         413 => "body too large",
-        503 => "the database is unavailable",
+        415 => "`unsupported_content_type`: send the body as `application/json`",
+        422 => "`control_character`: the username contains a control character",
+        429 => "`rate_limited`: too many logins from this address or for this account; see `Retry-After`",
+        503 => "`database_unavailable`, or `overloaded` when too many logins wait for a password check; see `Retry-After`",
     }
 );
 
@@ -67,18 +73,23 @@ impl SessionsApi {
     async fn login(
         &self,
         state: Data<&AppState>,
+        ip: Data<&ClientIp>,
         body: Json<LoginRequest>,
     ) -> Result<LoginResponse, ApiError<LoginErrors>> {
-        let mut conn = state.pool.acquire().await?;
-        let found = users::find_by_username(&mut conn, &body.username).await?;
+        refuse_control_chars("username", &body.username, false)?;
+        throttle::login(&state, **ip, &body.username).await?;
+        // No connection is held while the password is checked: hashing waits its turn and a flood
+        // of logins must not starve every other request of the pool.
+        let found = users::find_by_username(&mut *state.pool.acquire().await?, &body.username).await?;
         let (user, hash) = match found {
             Some((user, hash)) => (Some(user), Some(hash)),
             None => (None, None),
         };
-        let valid = users::verify_password(&body.password, hash).await.map_err(user_error)?;
+        let valid = state.hashing.verify(&body.password, hash).await.map_err(user_error)?;
         let Some(user) = user.filter(|_| valid) else {
             return Err(user_error(UserError::InvalidCredentials));
         };
+        let mut conn = state.pool.acquire().await?;
         let session = users::create_session(&mut conn, user.id, state.config.session_ttl).await?;
         Ok(LoginResponse::Created(Json(SessionView {
             token: session.token.expose().to_owned(),

@@ -1,15 +1,18 @@
 //! Sign-up and the caller's own profile.
 
 use chrono::{DateTime, Utc};
+use neighborbid_shared::ledger::wallet;
 use neighborbid_shared::users::{self, NewUser, User, UserError};
 use poem::http::StatusCode;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::ApiTags;
 use super::auth::BearerAuth;
 use super::error::{ApiError, ErrorSet, error_set};
+use super::wallet::WalletView;
+use super::{ApiTags, throttle};
+use crate::client_ip::ClientIp;
 use crate::state::AppState;
 
 error_set!(
@@ -18,8 +21,10 @@ error_set!(
         400 => "malformed body",
         409 => "`username_taken` or `email_taken`",
         413 => "body too large",
-        422 => "`invalid_username`, `invalid_email`, `password_too_short`, `password_too_long` or `unknown_region`; `details.field` names the field",
-        503 => "the database is unavailable",
+        415 => "`unsupported_content_type`: send the body as `application/json`",
+        422 => "`invalid_username`, `invalid_email`, `control_character`, `password_too_short`, `password_too_long` or `unknown_region`; `details.field` names the field",
+        429 => "`rate_limited`: too many sign-ups from this address; see `Retry-After`",
+        503 => "`database_unavailable`, or `overloaded` when too many sign-ups wait for password hashing; see `Retry-After`",
     }
 );
 
@@ -27,6 +32,7 @@ error_set!(
     /// Errors of endpoints that only need a valid token.
     AuthenticatedErrors {
         401 => "missing, invalid, expired or revoked token",
+        429 => "`rate_limited`: too many writes by this user; see `Retry-After`",
         503 => "the database is unavailable",
     }
 );
@@ -75,6 +81,15 @@ impl From<User> for UserView {
     }
 }
 
+/// The caller's own account and wallet.
+#[derive(Object)]
+pub struct MeView {
+    #[oai(flatten)]
+    pub user: UserView,
+    /// The wallet's balances.
+    pub wallet: WalletView,
+}
+
 /// The result of a sign-up.
 #[derive(ApiResponse)]
 enum SignUpResponse {
@@ -93,19 +108,27 @@ impl UsersApi {
     async fn sign_up(
         &self,
         state: Data<&AppState>,
+        ip: Data<&ClientIp>,
         body: Json<SignUpRequest>,
     ) -> Result<SignUpResponse, ApiError<SignUpErrors>> {
         let body = body.0;
         let new = NewUser::parse(&body.username, &body.email, body.password, body.region_id)?;
+        throttle::sign_up(&state, **ip).await?;
+        let password_hash = state.hashing.hash(new.password.expose()).await.map_err(user_error)?;
         let mut conn = state.pool.acquire().await?;
-        let user = users::insert_user(&mut conn, &new, false).await.map_err(user_error)?;
+        let user = users::insert_user(&mut conn, &new, &password_hash, false).await.map_err(user_error)?;
         Ok(SignUpResponse::Created(Json(user.into())))
     }
 
-    /// The caller's profile.
+    /// The caller's profile and wallet balances.
     #[oai(path = "/me", method = "get")]
-    async fn me(&self, auth: BearerAuth) -> Result<Json<UserView>, ApiError<AuthenticatedErrors>> {
-        Ok(Json(auth.0.user.into()))
+    async fn me(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<Json<MeView>, ApiError<AuthenticatedErrors>> {
+        let balances = wallet::balances(&mut *state.pool.acquire().await?, auth.0.user.id).await?;
+        Ok(Json(MeView { user: auth.0.user.into(), wallet: balances.into() }))
     }
 }
 
@@ -126,6 +149,7 @@ pub(super) fn user_error<E: ErrorSet>(err: UserError) -> ApiError<E> {
         UserError::InvalidCredentials => {
             ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong username or password")
         }
+        UserError::Overloaded => ApiError::overloaded(),
         UserError::Database(e) => e.into(),
         other => ApiError::internal(other),
     }

@@ -26,7 +26,9 @@ error_set!(
         401 => "missing, invalid, expired or revoked token",
         409 => "`insufficient_funds` (withdrawal beyond `available`), `balance_limit_exceeded`, or `idempotency_key_reused`",
         413 => "body too large",
+        415 => "`unsupported_content_type`: send the body as `application/json`",
         422 => "`amount_not_positive`, `amount_too_large` or `invalid_idempotency_key`",
+        429 => "`rate_limited`: too many writes by this user; see `Retry-After`",
         503 => "the database is unavailable",
     }
 );

@@ -6,8 +6,10 @@
 //! from it, and the hub polls PostgreSQL for the auctions it serves so that an event whose publish
 //! was lost (Redis down, a crash after commit) still arrives.
 
+mod caps;
 mod hub;
 mod socket;
 
+pub use caps::ConnectionCaps;
 pub use hub::Hub;
 pub use socket::watch_auction;

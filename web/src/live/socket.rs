@@ -14,7 +14,9 @@ use serde::Deserialize;
 use sqlx::PgPool;
 
 use super::Hub;
+use super::caps::Refused;
 use crate::api::error::{ApiError, ErrorSet};
+use crate::client_ip::ClientIp;
 use crate::state::AppState;
 
 /// A page of stored events read at once.
@@ -34,7 +36,12 @@ pub struct WatchParams {
 
 struct WatchErrors;
 impl ErrorSet for WatchErrors {
-    const STATUSES: &'static [(u16, &'static str)] = &[(404, "no such auction"), (422, "negative after_seq")];
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (404, "no such auction"),
+        (422, "negative after_seq"),
+        (429, "too many WebSockets from this address"),
+        (503, "this server holds its maximum of WebSockets"),
+    ];
 }
 
 /// Upgrades to a WebSocket of the auction's events; 404 before the upgrade for an unknown auction.
@@ -44,6 +51,7 @@ pub async fn watch_auction(
     Query(params): Query<WatchParams>,
     ws: WebSocket,
     state: Data<&AppState>,
+    ip: Data<&ClientIp>,
 ) -> Result<Response, poem::Error> {
     let after_seq = params.after_seq.unwrap_or(0);
     if after_seq < 0 {
@@ -54,20 +62,34 @@ pub async fn watch_auction(
         )
         .into());
     }
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM auctions WHERE id = $1)")
+    let slot = state.sockets.open(ip.0.0).map_err(|refused| match refused {
+        Refused::PerIp => ApiError::<WatchErrors>::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections",
+            "this address holds the most WebSockets allowed; close one first",
+        ),
+        Refused::Total => ApiError::<WatchErrors>::overloaded(),
+    })?;
+    let current_seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM auctions WHERE id = $1")
         .bind(auction_id)
-        .fetch_one(&state.pool)
+        .fetch_optional(&state.pool)
         .await
         .map_err(ApiError::<WatchErrors>::from)?;
-    if !exists {
+    let Some(current_seq) = current_seq else {
         return Err(
             ApiError::<WatchErrors>::new(StatusCode::NOT_FOUND, "auction_not_found", "no auction has that id").into()
         );
-    }
+    };
+    // A client cannot have seen what does not exist yet; past the current `seq` it would only wait
+    // for events it will then drop as repeats.
+    let after_seq = after_seq.min(current_seq);
     let (hub, pool) = (state.hub.clone(), state.pool.clone());
     Ok(ws
         .config(socket_config())
-        .on_upgrade(move |socket| serve(socket, hub, pool, auction_id, after_seq))
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            serve(socket, hub, pool, auction_id, after_seq).await;
+        })
         .into_response())
 }
 
@@ -97,11 +119,16 @@ async fn serve(socket: WebSocketStream, hub: Arc<Hub>, pool: PgPool, auction_id:
     let (mut sink, mut incoming) = socket.split();
     let mut last = after_seq;
     let end = async {
-        last = match send_stored(&mut sink, &pool, auction_id, last, i64::MAX).await {
+        let replayed = match send_stored(&mut sink, &pool, auction_id, last, i64::MAX).await {
             Ok(seq) => seq,
             Err(end) => return end,
         };
-        hub.seen(auction_id, last);
+        // Only what was read from storage is known to exist: the client's own `after_seq` is a
+        // claim about this connection, not about what the hub's other watchers have.
+        if replayed > last {
+            hub.seen(auction_id, replayed);
+        }
+        last = replayed;
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         let mut unanswered_pings = 0;

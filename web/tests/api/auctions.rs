@@ -117,7 +117,7 @@ async fn sorts_and_cursors_walk_every_auction_exactly_once(pool: PgPool) {
         assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{sort}: {keys:?}");
     }
     let garbage = app.get("/api/v1/auctions?cursor=not-a-cursor").await;
-    assert_error(garbage, StatusCode::UNPROCESSABLE_ENTITY, "invalid_cursor").await;
+    assert_error(garbage, StatusCode::BAD_REQUEST, "invalid_cursor").await;
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -26,12 +26,15 @@ impl TestApp {
     }
 
     /// Starts the app with extra configuration variables on top of the environment's. Unless
-    /// given, `QUEUE_PREFIX` is the test's own, so tests sharing Redis do not hear each other.
+    /// given, `QUEUE_PREFIX` is the test's own, so tests sharing Redis do not hear each other, and
+    /// rate limits are off.
     pub async fn spawn_with(pool: PgPool, overrides: &[(&str, &str)]) -> Self {
         neighborbid_shared::telemetry::install_crypto_provider();
         let mut overrides: HashMap<String, String> =
             overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         overrides.entry("QUEUE_PREFIX".into()).or_insert_with(|| format!("test-{:016x}", rand::random::<u64>()));
+        // Tests sign up hundreds of users from one address; the rate-limit tests turn limits on.
+        overrides.entry("RATE_LIMITS".into()).or_insert_with(|| "off".into());
         let config = Config::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()))
             .expect("test configuration is valid");
         let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();

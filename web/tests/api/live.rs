@@ -180,3 +180,74 @@ async fn a_client_too_slow_to_read_is_cut_off_while_a_fast_one_gets_everything(p
     assert!(slow_got < N, "the slow client was never cut off ({slow_got} events)");
     assert!(close_code.is_none_or(|code| code == 1013), "closed with {close_code:?}");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_client_claiming_a_future_seq_cannot_blind_the_other_watchers(pool: PgPool) {
+    // No Redis: every live event reaches watchers through the database catch-up alone.
+    let app = TestApp::spawn_with(pool, &[("REDIS_URL", "redis://127.0.0.1:1")]).await;
+    let Rivals { minji, junho, auction_id: id } = app.rivals(1_000_000, json!({ "bid_increment": 1_000 })).await;
+    app.bid(&minji, id, 10_000).await;
+    let mut liar = connect(&app, id, 1_000_000_000).await;
+    let mut honest = connect(&app, id, 0).await;
+    assert_eq!(seqs(&next_events(&mut honest, 1).await), [1]);
+    app.bid(&junho, id, 11_000).await;
+    assert_eq!(seqs(&next_events(&mut honest, 1).await), [2], "the catch-up still serves the auction");
+    assert_eq!(seqs(&next_events(&mut liar, 1).await), [2], "the claim is clamped to what exists");
+}
+
+/// Subscribes to an auction's Redis channel, as every web replica does.
+async fn subscribe(prefix: &str, auction_id: i64) -> redis::aio::PubSub {
+    let mut pubsub = redis::Client::open(crate::helpers::redis_url()).unwrap().get_async_pubsub().await.unwrap();
+    pubsub.subscribe(neighborbid_shared::events::channel(prefix, auction_id)).await.unwrap();
+    pubsub
+}
+
+async fn next_published(pubsub: &mut redis::aio::PubSub) -> Value {
+    let message = tokio::time::timeout(Duration::from_secs(10), pubsub.on_message().next())
+        .await
+        .expect("an event is published")
+        .unwrap();
+    serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn buy_now_and_cancel_are_published_to_every_replica(pool: PgPool) {
+    let prefix = format!("test-{:016x}", rand::random::<u64>());
+    let app = TestApp::spawn_with(pool, &[("QUEUE_PREFIX", prefix.as_str())]).await;
+    let Rivals { minji, auction_id, .. } = app.rivals(1_000_000, json!({ "buy_now_price": 50_000 })).await;
+    let mut channel = subscribe(&prefix, auction_id).await;
+    let bought = app.post_as(&minji, &format!("/api/v1/auctions/{auction_id}/buy-now"), json!({})).await;
+    assert_eq!(bought.status(), reqwest::StatusCode::OK);
+    let types: Vec<Value> =
+        vec![next_published(&mut channel).await["type"].clone(), next_published(&mut channel).await["type"].clone()];
+    assert_eq!(types, [json!("bid_placed"), json!("auction_closed")]);
+
+    let seller = app.user_token("seller2").await;
+    let other = app.create_auction(&seller, json!({})).await["id"].as_i64().unwrap();
+    let mut channel = subscribe(&prefix, other).await;
+    let cancelled = app.post_as(&seller, &format!("/api/v1/auctions/{other}/cancel"), json!({})).await;
+    assert_eq!(cancelled.status(), reqwest::StatusCode::OK);
+    assert_eq!(next_published(&mut channel).await["type"], "auction_cancelled");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn websockets_per_client_address_are_bounded(pool: PgPool) {
+    let app = TestApp::spawn_with(pool, &[("WS_MAX_CONNECTIONS_PER_IP", "2")]).await;
+    let Rivals { auction_id: id, .. } = app.rivals(1_000, json!({})).await;
+    let first = connect(&app, id, 0).await;
+    let _second = connect(&app, id, 0).await;
+    let url = format!("ws://{}/ws/auctions/{id}", app.addr);
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 429),
+        other => panic!("a third socket from one address must be refused, got {:?}", other.map(|_| ())),
+    }
+    drop(first);
+    // The server notices the closed socket and frees its place.
+    for _ in 0..50 {
+        if tokio_tungstenite::connect_async(&url).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("a freed place was never reused");
+}

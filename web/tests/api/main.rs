@@ -3,13 +3,17 @@
 mod auctions;
 mod bad_input;
 mod bidding;
+mod ceiling;
 mod closing;
 mod concurrency;
 mod health;
 mod helpers;
 mod holds;
+mod hostile;
+mod limits;
 mod live;
 mod reference;
+mod retention;
 mod sessions;
 mod spec;
 mod statements;

@@ -107,3 +107,22 @@ async fn me_requires_a_valid_token(pool: PgPool) {
     let forged = app.get_as("nbs_not-a-real-token", "/api/v1/me").await;
     assert_error(forged, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn create_admin_refuses_a_squatted_name_unless_told_to_promote(pool: PgPool) {
+    use neighborbid_shared::users::{self, ExistingAccount, NewUser, UserError};
+    let app = TestApp::spawn(pool).await;
+    let squatter = app.user_token("ops").await;
+    let new = NewUser::parse("ops", "ops@neighborbid.test", "operator password".into(), None).unwrap();
+    let hash = users::hash_password(new.password.expose()).await.unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    let refused = users::create_admin(&mut conn, &new, &hash, ExistingAccount::Refuse).await;
+    assert!(matches!(refused, Err(UserError::UsernameTaken)), "{refused:?}");
+    assert_eq!(app.get_as(&squatter, "/api/v1/me").await.status(), StatusCode::OK, "nothing changed");
+
+    let admin = users::create_admin(&mut conn, &new, &hash, ExistingAccount::Promote).await.unwrap();
+    assert!(admin.is_admin);
+    assert_eq!(admin.email, "ops@neighborbid.test", "the operator's email replaces the squatter's");
+    assert_eq!(app.get_as(&squatter, "/api/v1/me").await.status(), StatusCode::UNAUTHORIZED, "the squatter is out");
+    app.login("ops", "operator password").await;
+}

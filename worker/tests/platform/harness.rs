@@ -32,7 +32,8 @@ pub struct Platform {
 
 /// Sweeps every 2 s for work overdue by 10 s, so tests of lost work finish in seconds.
 pub fn fast_sweeps() -> SchedulerOptions {
-    SchedulerOptions { sweep_schedule: "*/2 * * * * *".into(), sweep_grace_secs: 10 }
+    let defaults = SchedulerOptions::new(Config::from_lookup(|_| None).unwrap().retention);
+    SchedulerOptions { sweep_schedule: "*/2 * * * * *".into(), sweep_grace_secs: 10, ..defaults }
 }
 
 impl Platform {
@@ -136,9 +137,10 @@ impl Platform {
                 ends_at: now + chrono::Duration::hours(1),
                 soft_close_seconds: Some(0),
             };
-            let auction = store::create(&mut conn, sellers[i % sellers.len()], &request.validate(None, now).unwrap())
-                .await
-                .unwrap();
+            let auction =
+                store::create(&mut conn, sellers[i % sellers.len()], &request.validate(None, now).unwrap(), i64::MAX)
+                    .await
+                    .unwrap();
             for round in 0..3 {
                 let bidder = bidders[(i + round) % bidders.len()];
                 let amount = Krw::parse(10_000 + 1_000 * round as i64, "amount").unwrap();

@@ -176,6 +176,14 @@ async fn a_refused_email_goes_to_the_dead_set_and_an_operator_can_retry_it(pool:
     };
     assert!(dead[0].error.as_deref().unwrap_or("").contains("550"), "{:?}", dead[0]);
     assert!(platform.inbox.lock().unwrap().is_empty());
+    // Sweeps every 2 s re-record what is overdue by 10 s: while the email stays refused, they must
+    // not pile up a dead job per sweep: one dead entry per stuck email.
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let dead = queues::dead_jobs(&mut platform.redis, &platform.prefix, Queue::Email).await.unwrap();
+    let mut payloads: Vec<_> = dead.iter().map(|job| job.payload.clone()).collect();
+    payloads.sort();
+    payloads.dedup();
+    assert_eq!(payloads.len(), dead.len(), "one dead job per email: {dead:#?}");
 
     refuse.store(false, Ordering::SeqCst);
     for job in &dead {
