@@ -57,7 +57,7 @@ struct Cli {
     /// `close`: where the in-process SMTP sink listens (start the workers with MAIL_URL=smtp://<this>).
     #[arg(long, default_value = "127.0.0.1:2525")]
     smtp_listen: String,
-    /// `jobs`: how many holds to seed and refund.
+    /// `jobs`: how many holds to seed and release.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     jobs: u64,
     /// `fanout`: the web server whose VmRSS to sample (default: the one process named
@@ -84,8 +84,8 @@ enum Scenario {
     /// email sent (<= 10 s), counting mail in an SMTP sink on --smtp-listen. Gives up after 120 s.
     Close,
     /// Seed (SQL) --jobs open holds on unsold auctions and, in the same transaction, one
-    /// `release_hold` outbox row each; report refunds/s from the commit until every hold is released
-    /// (target >= 2,000/s): the outbox relay and the refund workers end to end.
+    /// `release_hold` outbox row each; report releases/s from the commit until every hold is released
+    /// (target >= 2,000/s): the outbox relay and the release workers end to end.
     Jobs,
     /// WebSocket fan-out: 1,000 watchers on one auction, then 5,000 on 500 auctions, while 50 bidders
     /// bid on them; reports event latency (target p50 <= 10 ms, p99 <= 50 ms), gaps (0), early closes

@@ -12,7 +12,7 @@ use apalis_redis::ConnectionManager;
 use neighborbid_shared::auctions::closing::close_due;
 use neighborbid_shared::config::Retention;
 use neighborbid_shared::events;
-use neighborbid_shared::jobs::{reconcile, relay};
+use neighborbid_shared::jobs::{relay, sweep};
 use neighborbid_shared::retention;
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -40,7 +40,7 @@ impl SchedulerOptions {
     pub fn new(retention: Retention) -> Self {
         Self {
             sweep_schedule: "*/30 * * * * *".into(),
-            sweep_grace_secs: reconcile::DEFAULT_GRACE_SECS,
+            sweep_grace_secs: sweep::DEFAULT_GRACE_SECS,
             prune_schedule: "0 */10 * * * *".into(),
             retention,
         }
@@ -93,11 +93,11 @@ async fn sweeper(pool: PgPool, wake: Arc<Notify>, grace_secs: i32) {
     loop {
         wake.notified().await;
         let swept = match pool.acquire().await {
-            Ok(mut conn) => reconcile::sweep(&mut conn, grace_secs).await,
+            Ok(mut conn) => sweep::sweep(&mut conn, grace_secs).await,
             Err(err) => Err(err),
         };
         match swept {
-            Ok(swept) if swept != reconcile::Swept::default() => {
+            Ok(swept) if !swept.is_empty() => {
                 tracing::warn!(?swept, "re-recorded overdue follow-ups")
             }
             Ok(_) => {}

@@ -22,7 +22,7 @@ impl Drop for Scheduler {
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn auctions_close_while_redis_is_down(pool: PgPool) {
     let seller: i64 = sqlx::query_scalar(
         "INSERT INTO users (username, email, password_hash) VALUES ('seller', 'seller@example.com', 'x') RETURNING id",

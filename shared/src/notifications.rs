@@ -1,9 +1,17 @@
-//! Recording the emails an auction's outcome calls for, in the transaction of that outcome.
+//! The emails an auction's outcome calls for: recorded in the transaction of that outcome, then
+//! sent by the `send_email` job, at most once across retries and redeliveries.
+//!
+//! A sender takes a lease on the notification row before sending and marks it sent afterwards; a
+//! second delivery finds it sent or leased and does nothing. Only a crash between the SMTP
+//! exchange and the mark can repeat an email (after the lease expires), and the message's fixed
+//! Message-ID lets mail systems discard that copy.
 
+use lettre::message::Mailbox;
 use sqlx::PgConnection;
 
-use crate::email::{Contact, Notification, NotificationKind};
-use crate::outbox::{self, FollowUp};
+use crate::email::{Contact, MailError, Mailer, Notification, NotificationKind, compose};
+use crate::jobs::send_email::SendEmail;
+use crate::outbox;
 
 /// Records that `recipient_id` must be told `kind` about `auction_id`, and the follow-up that
 /// sends it; recording the same (kind, auction, recipient) again does nothing.
@@ -23,7 +31,7 @@ pub async fn record(
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(notification_id) = id {
-        outbox::record(conn, &FollowUp::SendEmail { notification_id }).await?;
+        outbox::record(conn, &SendEmail { notification_id }).await?;
     }
     Ok(())
 }
@@ -43,7 +51,7 @@ struct Row {
 
 /// Takes a sender's lease on an unsent notification and loads what its email says. `None` when it
 /// was sent already, or another delivery of the job is sending it right now.
-pub async fn lease(conn: &mut PgConnection, id: i64, lease_secs: i32) -> Result<Option<Notification>, sqlx::Error> {
+async fn lease(conn: &mut PgConnection, id: i64, lease_secs: i32) -> Result<Option<Notification>, sqlx::Error> {
     let row: Option<Row> = sqlx::query_as(
         "WITH leased AS ( \
              UPDATE notifications SET sending_until = now() + make_interval(secs => $2), attempts = attempts + 1 \
@@ -78,7 +86,7 @@ pub async fn lease(conn: &mut PgConnection, id: i64, lease_secs: i32) -> Result<
 }
 
 /// Marks a leased notification sent.
-pub async fn mark_sent(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error> {
+async fn mark_sent(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE notifications SET sent_at = now(), sending_until = NULL, last_error = NULL WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -87,11 +95,71 @@ pub async fn mark_sent(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Err
 }
 
 /// Gives the lease back after a failed attempt, noting why, so a retry may send it.
-pub async fn mark_failed(conn: &mut PgConnection, id: i64, error: &str) -> Result<(), sqlx::Error> {
+async fn mark_failed(conn: &mut PgConnection, id: i64, error: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE notifications SET sending_until = NULL, last_error = $2 WHERE id = $1 AND sent_at IS NULL")
         .bind(id)
         .bind(error)
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// How long a sender may take before another delivery may try the same email: well past the SMTP
+/// timeout, so a live sender never loses its lease.
+const LEASE_SECS: i32 = 3 * crate::email::SMTP_TIMEOUT.as_secs() as i32;
+
+/// What a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Handed to the mail server (or written to the mail folder).
+    Sent,
+    /// Sent before, or being sent by another delivery right now.
+    NotDue,
+}
+
+/// Why an email was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying: the mail server or the database is unavailable.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Retrying cannot help (a refused address, an unbuildable message).
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl From<sqlx::Error> for DeliveryError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Transient(err.to_string())
+    }
+}
+
+/// Sends notification `id` through `mailer` unless it was sent already.
+#[tracing::instrument(skip_all, fields(notification.id = id))]
+pub async fn send(
+    conn: &mut PgConnection,
+    mailer: &Mailer,
+    from: &Mailbox,
+    id: i64,
+) -> Result<DeliveryOutcome, DeliveryError> {
+    let Some(notification) = lease(conn, id, LEASE_SECS).await? else {
+        return Ok(DeliveryOutcome::NotDue);
+    };
+    let sent = match compose(&notification, from) {
+        Ok(message) => mailer.send(message).await,
+        Err(err) => Err(err),
+    };
+    match sent {
+        Ok(()) => {
+            mark_sent(conn, id).await?;
+            Ok(DeliveryOutcome::Sent)
+        }
+        Err(err) => {
+            mark_failed(conn, id, &err.to_string()).await?;
+            Err(match err {
+                MailError::Transient(e) => DeliveryError::Transient(e),
+                MailError::Permanent(e) => DeliveryError::Permanent(e),
+            })
+        }
+    }
 }

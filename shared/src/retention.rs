@@ -40,36 +40,21 @@ async fn delete(conn: &mut PgConnection, sql: &'static str, older_than: Duration
     }
 }
 
+const OUTBOX: &str = "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+     WHERE relayed_at < now() - make_interval(secs => $1) LIMIT $2)";
+const IDEMPOTENCY_KEYS: &str = "DELETE FROM idempotency_keys WHERE (user_id, key) IN \
+     (SELECT user_id, key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)";
+const SESSIONS: &str = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+     WHERE least(expires_at, coalesce(revoked_at, 'infinity')) < now() - make_interval(secs => $1) LIMIT $2)";
+const SENT_EMAILS: &str = "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications \
+     WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2)";
+
 /// Deletes everything past its retention period, a batch at a time.
 pub async fn prune(conn: &mut PgConnection, retention: &Retention) -> Result<Pruned, sqlx::Error> {
     Ok(Pruned {
-        outbox: delete(
-            conn,
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
-             WHERE relayed_at < now() - make_interval(secs => $1) LIMIT $2)",
-            retention.outbox,
-        )
-        .await?,
-        idempotency_keys: delete(
-            conn,
-            "DELETE FROM idempotency_keys WHERE (user_id, key) IN (SELECT user_id, key FROM idempotency_keys \
-             WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)",
-            retention.idempotency_keys,
-        )
-        .await?,
-        sessions: delete(
-            conn,
-            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
-             WHERE least(expires_at, coalesce(revoked_at, 'infinity')) < now() - make_interval(secs => $1) LIMIT $2)",
-            retention.ended_sessions,
-        )
-        .await?,
-        sent_emails: delete(
-            conn,
-            "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications \
-             WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2)",
-            retention.sent_emails,
-        )
-        .await?,
+        outbox: delete(conn, OUTBOX, retention.outbox).await?,
+        idempotency_keys: delete(conn, IDEMPOTENCY_KEYS, retention.idempotency_keys).await?,
+        sessions: delete(conn, SESSIONS, retention.ended_sessions).await?,
+        sent_emails: delete(conn, SENT_EMAILS, retention.sent_emails).await?,
     })
 }

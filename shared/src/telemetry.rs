@@ -47,7 +47,14 @@ pub fn init(service_name: &'static str, config: &Config) -> TelemetryGuard {
                     .with_current_span(true),
             )
             .try_init(),
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init(),
+        // Colour codes only for a person at a terminal: `scripts/up > file` must stay readable.
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
+            .try_init(),
     };
     if result.is_ok() {
         tracing::info!(service = service_name, "telemetry initialised");

@@ -6,7 +6,7 @@ use neighborbid_shared::auctions::new::NewAuctionRequest;
 use neighborbid_shared::auctions::{Condition, ShippingPayer, store};
 use neighborbid_shared::ledger::wallet;
 use neighborbid_shared::money::Krw;
-use neighborbid_shared::users::{self, NewUser, UserError};
+use neighborbid_shared::users::{self, NewUser};
 use sqlx::{Connection, PgPool};
 
 /// The password of every demo account; printed by `scripts/up`.
@@ -74,27 +74,69 @@ const DEMO_AUCTIONS: [DemoAuction; 5] = [
     },
 ];
 
-/// Creates the demo accounts, wallets and auctions in one transaction, once: when a demo user
-/// exists already nothing is done, so running it again changes nothing.
+/// Creates the demo accounts, wallets and auctions in one transaction. Run again, it changes
+/// nothing while a demo auction is still open; once every one has ended (a day later, say), it lists
+/// the demo auctions afresh, so a newcomer always finds something to bid on.
 pub async fn seed(pool: &PgPool) -> anyhow::Result<()> {
-    let password_hash = users::hash_password(DEMO_PASSWORD).await?;
     let mut conn = pool.acquire().await.context("failed to connect to the database")?;
-    let mut tx = conn.begin().await?;
-    let mut user_ids = Vec::new();
-    for (username, email, region_id) in DEMO_USERS {
-        let new = NewUser::parse(username, email, DEMO_PASSWORD.to_owned(), Some(region_id))?;
-        match users::insert_user(&mut tx, &new, &password_hash, false).await {
-            Ok(user) => user_ids.push((user.id, region_id)),
-            Err(UserError::UsernameTaken | UserError::EmailTaken) => {
-                tracing::info!("demo data is already loaded");
-                return Ok(());
-            }
-            Err(err) => return Err(err).context("failed to create a demo user"),
+    let mut user_ids = existing_demo_users(&mut conn).await?;
+    if user_ids.is_empty() {
+        // Hashed before the transaction: hashing is slow and needs no connection.
+        let password_hash = users::hash_password(DEMO_PASSWORD).await?;
+        let mut tx = conn.begin().await?;
+        for (username, email, region_id) in DEMO_USERS {
+            let new = NewUser::parse(username, email, DEMO_PASSWORD.to_owned(), Some(region_id))?;
+            let user = users::insert_user(&mut tx, &new, &password_hash, false)
+                .await
+                .context("failed to create a demo user (is one of the demo names taken?)")?;
+            wallet::deposit(&mut tx, user.id, Krw::parse(1_000_000, "amount")?).await?;
+            user_ids.push((user.id, region_id));
         }
+        list_demo_auctions(&mut tx, &user_ids).await?;
+        tx.commit().await?;
+        tracing::info!(users = user_ids.len(), auctions = DEMO_AUCTIONS.len(), "demo data loaded");
+        return Ok(());
     }
-    for (user_id, _) in &user_ids {
-        wallet::deposit(&mut tx, *user_id, Krw::parse(1_000_000, "amount")?).await?;
+    let sellers: Vec<i64> = user_ids.iter().map(|(id, _)| *id).collect();
+    let open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM auctions WHERE seller_id = ANY($1) AND status IN ('scheduled', 'active') AND ends_at > now()",
+    )
+    .bind(&sellers)
+    .fetch_one(&mut *conn)
+    .await?;
+    if open > 0 {
+        tracing::info!(open, "demo data is loaded and has open auctions");
+        return Ok(());
     }
+    let mut tx = conn.begin().await?;
+    list_demo_auctions(&mut tx, &user_ids).await?;
+    tx.commit().await?;
+    tracing::info!(auctions = DEMO_AUCTIONS.len(), "every demo auction had ended; listed fresh ones");
+    Ok(())
+}
+
+/// The demo users that exist, with their home regions, in [`DEMO_USERS`] order; empty when none do.
+async fn existing_demo_users(conn: &mut sqlx::PgConnection) -> anyhow::Result<Vec<(i64, i64)>> {
+    let names: Vec<&str> = DEMO_USERS.iter().map(|(name, _, _)| *name).collect();
+    let found: Vec<(String, i64)> = sqlx::query_as("SELECT username, id FROM users WHERE username = ANY($1)")
+        .bind(&names)
+        .fetch_all(&mut *conn)
+        .await?;
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    DEMO_USERS
+        .iter()
+        .map(|(name, _, region_id)| {
+            let id = found.iter().find(|(n, _)| n == name).map(|(_, id)| *id);
+            id.map(|id| (id, *region_id))
+                .with_context(|| format!("demo user {name} is missing; the demo data is incomplete"))
+        })
+        .collect()
+}
+
+/// Lists every demo auction, starting now.
+async fn list_demo_auctions(conn: &mut sqlx::PgConnection, user_ids: &[(i64, i64)]) -> anyhow::Result<()> {
     let now = Utc::now();
     for DemoAuction { seller, title, category_id, start_price, buy_now_price, hours } in DEMO_AUCTIONS {
         let (seller_id, region_id) = user_ids[seller];
@@ -114,9 +156,7 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<()> {
             ends_at: now + Duration::hours(hours),
             soft_close_seconds: None,
         };
-        store::create(&mut tx, seller_id, &request.validate(None, now)?, i64::MAX).await?;
+        store::create(&mut *conn, seller_id, &request.validate(None, now)?, i64::MAX).await?;
     }
-    tx.commit().await?;
-    tracing::info!(users = user_ids.len(), auctions = DEMO_AUCTIONS.len(), "demo data loaded");
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! `jobs`: raw outbox relay + worker throughput on refund (`release_hold`) jobs.
+//! `jobs`: raw outbox relay + worker throughput on `release_hold` jobs.
 //!
 //! N open 1,000 KRW holds on `unsold` auctions (200 funded bidders, up to 200 holds per auction) and
 //! one `release_hold` outbox row per hold are inserted in one transaction; from its commit,
@@ -38,8 +38,11 @@ pub async fn run(database_url: &str, jobs: u64) -> anyhow::Result<Value> {
     let n = i64::try_from(jobs)?;
     let pool = sql_seed::connect(database_url).await?;
     let seeded = seed(&pool, n).await?;
-    eprintln!("committed {n} holds and release_hold outbox rows in {:.3} s; waiting for refunds", seeded.seed_secs);
-    // Slower than 500 refunds/s on average (and past two minutes) is a failed run anyway.
+    eprintln!(
+        "committed {n} holds and release_hold outbox rows in {:.3} s; waiting for the releases",
+        seeded.seed_secs
+    );
+    // Slower than 500 releases/s on average (and past two minutes) is a failed run anyway.
     let give_up = Duration::from_secs_f64((n as f64 / 500.0).max(120.0));
     let (open, elapsed) = watch(&pool, &seeded, n, give_up).await?;
     let timed_out = open > 0;
@@ -47,7 +50,7 @@ pub async fn run(database_url: &str, jobs: u64) -> anyhow::Result<Value> {
     let per_sec = rate(u64::try_from(released)?, elapsed);
     let details = from_rows(&pool, &seeded, n).await?;
     pool.close().await;
-    let checks = vec![Check::at_least("refunds_per_sec", TARGET_PER_SEC, if timed_out { 0.0 } else { per_sec })];
+    let checks = vec![Check::at_least("releases_per_sec", TARGET_PER_SEC, if timed_out { 0.0 } else { per_sec })];
     Ok(json!({
         "scenario": "jobs",
         "run_id": seeded.run_id,
@@ -61,7 +64,7 @@ pub async fn run(database_url: &str, jobs: u64) -> anyhow::Result<Value> {
         "released": released,
         "still_open": open,
         "elapsed_secs": round(elapsed.as_secs_f64()),
-        "refunds_per_sec": per_sec,
+        "releases_per_sec": per_sec,
         "from_rows": details,
         "checks": checks,
         "pass": all_pass(&checks),
@@ -151,7 +154,7 @@ async fn from_rows(pool: &PgPool, seeded: &Seeded, n: i64) -> anyhow::Result<Val
         "released": released,
         "captured": captured,
         "last_release_secs_after_commit": last_secs.map(round),
-        "refunds_per_sec": per_sec,
+        "releases_per_sec": per_sec,
         "release_outbox_rows": outbox,
         // Rows beyond one per job: the reconciliation sweep re-recorded releases still open after its
         // grace period (30 s by default), i.e. the run was slower than jobs / 30 s.

@@ -15,10 +15,12 @@ use super::store::{self, Auction};
 use super::{AuctionError, Status};
 use crate::events::{self, EventType, StoredEvent};
 use crate::idempotency::{self, Claim};
+use crate::jobs::release_hold::ReleaseHold;
+use crate::jobs::settle_auction::SettleAuction;
 use crate::ledger::holds::{self, ForBid, Hold};
 use crate::ledger::{AccountId, LedgerError, UserAccounts};
 use crate::money::Krw;
-use crate::outbox::{self, FollowUp};
+use crate::outbox;
 
 const MAX_ATTEMPTS: u32 = 5;
 
@@ -168,13 +170,13 @@ async fn insert_bid(
 async fn take_the_lead(conn: &mut PgConnection, locked: &Locked, bid: &Bid) -> Result<Hold, AuctionError> {
     let accounts = locked.actor_accounts.ok_or(LedgerError::NoWallet(bid.bidder_id))?;
     // Read after the auction lock is granted, in a statement of its own: under READ COMMITTED a
-    // row joined into the locking statement would come from before the wait, and a refund that
+    // row joined into the locking statement would come from before the wait, and a release that
     // committed meanwhile would go unseen.
     let existing = holds::open_hold(conn, bid.bidder_id, bid.auction_id).await?;
     let for_bid = ForBid { bidder_id: bid.bidder_id, auction_id: bid.auction_id, bid_id: bid.id };
     let hold = holds::hold_up_to(conn, accounts, existing, for_bid, Krw::from_trusted(bid.amount)).await?;
     if let Some(previous) = locked.leader_hold_id.filter(|id| *id != hold.id) {
-        outbox::record(conn, &FollowUp::ReleaseHold { hold_id: previous }).await?;
+        outbox::record(conn, &ReleaseHold { hold_id: previous }).await?;
     }
     Ok(hold)
 }
@@ -222,6 +224,7 @@ async fn remember(
 }
 
 /// A bid of `amount` on `auction_id` by `bidder_id`.
+#[tracing::instrument(skip(pool, amount, idempotency_key), fields(auction.id = auction_id, user.id = bidder_id, bid.amount = amount.get()))]
 pub async fn place_bid(
     pool: &PgPool,
     auction_id: i64,
@@ -300,6 +303,7 @@ async fn place_bid_once(
 }
 
 /// Buys `auction_id` at its buy-now price: the auction closes at once with the buyer as winner.
+#[tracing::instrument(skip(pool, idempotency_key), fields(auction.id = auction_id, user.id = buyer_id))]
 pub async fn buy_now(
     pool: &PgPool,
     auction_id: i64,
@@ -336,7 +340,7 @@ async fn buy_now_once(
     .bind(locked.now)
     .execute(&mut *conn)
     .await?;
-    outbox::record(conn, &FollowUp::SettleAuction { auction_id }).await?;
+    outbox::record(conn, &SettleAuction { auction_id }).await?;
     let after = AuctionState {
         status: Status::Closed,
         current_price: price,
@@ -363,6 +367,7 @@ pub struct Cancelled {
 }
 
 /// Withdraws an auction; only its seller may, and only before the first bid.
+#[tracing::instrument(skip(pool), fields(auction.id = auction_id, user.id = seller_id))]
 pub async fn cancel(pool: &PgPool, auction_id: i64, seller_id: i64) -> Result<Cancelled, AuctionError> {
     in_transaction!(pool, |conn| cancel_once(conn, auction_id, seller_id))
 }

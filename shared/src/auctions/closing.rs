@@ -9,8 +9,10 @@ use sqlx::{Connection, PgConnection};
 
 use crate::email::NotificationKind;
 use crate::events::{self, EventType, StoredEvent};
+use crate::jobs::release_hold::ReleaseHold;
+use crate::jobs::settle_auction::SettleAuction;
 use crate::notifications;
-use crate::outbox::{self, FollowUp};
+use crate::outbox;
 
 /// The advisory lock key of the closer ("NBCLOSE" in ASCII).
 const CLOSER_LOCK: i64 = 0x004e_4243_4c4f_5345;
@@ -40,6 +42,7 @@ struct Ended {
 }
 
 /// Activates started auctions and closes up to `limit` ended ones, in one transaction.
+#[tracing::instrument(skip_all)]
 pub async fn close_due(conn: &mut PgConnection, limit: i64) -> Result<Closed, sqlx::Error> {
     let mut tx = conn.begin().await?;
     let locked: bool =
@@ -72,7 +75,7 @@ pub async fn close_due(conn: &mut PgConnection, limit: i64) -> Result<Closed, sq
     for auction in &ended {
         if auction.status == "closed" {
             result.closed += 1;
-            outbox::record(&mut tx, &FollowUp::SettleAuction { auction_id: auction.id }).await?;
+            outbox::record(&mut tx, &SettleAuction { auction_id: auction.id }).await?;
             let data = json!({ "winner_id": auction.winner_id, "price": auction.current_price });
             result.events.extend(events::append(&mut tx, auction.id, &[(EventType::AuctionClosed, data)]).await?);
         } else {
@@ -82,7 +85,7 @@ pub async fn close_due(conn: &mut PgConnection, limit: i64) -> Result<Closed, sq
                 .fetch_all(&mut *tx)
                 .await?;
             for hold_id in holds {
-                outbox::record(&mut tx, &FollowUp::ReleaseHold { hold_id }).await?;
+                outbox::record(&mut tx, &ReleaseHold { hold_id }).await?;
             }
             result.events.extend(events::append(&mut tx, auction.id, &[(EventType::AuctionUnsold, json!({}))]).await?);
             notifications::record(&mut tx, NotificationKind::Unsold, auction.id, auction.seller_id).await?;

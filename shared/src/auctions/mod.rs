@@ -4,7 +4,9 @@ pub mod bidding;
 pub mod closing;
 pub mod listing;
 pub mod new;
+pub mod release;
 pub mod rules;
+pub mod settlement;
 pub mod store;
 pub mod watch;
 

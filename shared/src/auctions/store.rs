@@ -85,6 +85,7 @@ impl Auction {
 
 /// Stores a validated auction for `seller_id` and returns it, unless the seller already has
 /// `max_open` scheduled or active auctions.
+#[tracing::instrument(skip(conn, new), fields(user.id = seller_id))]
 pub async fn create(
     conn: &mut PgConnection,
     seller_id: i64,

@@ -1,9 +1,101 @@
-//! Background jobs: one module per job (payload, handler), each handler idempotent because
-//! delivery is at-least-once; the queues, the outbox relay and the reconciliation sweep.
+//! Background jobs, run at least once by the worker pool.
+//!
+//! A job is one file in this folder: its payload (ids only) and its [`Job`] impl, whose `run`
+//! calls the domain transaction it stands for (in `auctions/`, `notifications`, …) and is
+//! idempotent, because delivery is at-least-once. [`registry::JOBS`] lists every job once; the
+//! outbox, the relay, the worker, the sweep and the tests all read it, so a new job is one new file
+//! here and one line there.
+//!
+//! The rule for where code lives: a transaction that changes the domain lives in its domain module
+//! (`auctions::settlement`, `auctions::release`, `notifications`), whoever calls it; the job is
+//! the thin, retry-aware wrapper that loads nothing but ids.
 
-pub mod email;
 pub mod queues;
-pub mod reconcile;
-pub mod refund;
+pub mod registry;
 pub mod relay;
-pub mod settlement;
+pub mod release_hold;
+pub mod runner;
+pub mod send_email;
+pub mod settle_auction;
+pub mod sweep;
+
+use std::sync::Arc;
+
+use lettre::message::Mailbox;
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::PgPool;
+
+use crate::email::Mailer;
+use crate::ledger::LedgerError;
+pub use queues::Queue;
+
+/// One kind of background work.
+pub trait Job: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + Unpin + 'static {
+    /// The name stored in the outbox's `kind` and in job ids: `release_hold`.
+    const NAME: &'static str;
+    /// The queue that runs it.
+    const QUEUE: Queue;
+    /// The sweep's statement that records, again, every instance overdue by more than `$1`
+    /// seconds (an `INSERT INTO outbox (kind, payload) SELECT …`): what PostgreSQL says should have
+    /// happened by now and has not.
+    const OVERDUE: &'static str;
+
+    /// The row the job concerns. With [`Job::NAME`] it makes the job's id (`release_hold:42`): the
+    /// queue holds at most one job per id, so the same follow-up recorded twice runs once at a time.
+    fn subject(&self) -> i64;
+
+    /// Does the work. A second run of the same job must change nothing.
+    fn run(self, ctx: &JobContext) -> impl Future<Output = Result<(), JobError>> + Send;
+}
+
+/// The id of `job` in its queue.
+pub fn job_id<J: Job>(job: &J) -> String {
+    format!("{}:{}", J::NAME, job.subject())
+}
+
+/// What every job may use.
+#[derive(Clone)]
+pub struct JobContext {
+    /// PostgreSQL, the truth.
+    pub pool: PgPool,
+    /// Redis, for publishing events after a commit.
+    pub redis: ConnectionManager,
+    /// `QUEUE_PREFIX`: the namespace of queues and event channels.
+    pub prefix: String,
+    /// Sends email.
+    pub mailer: Arc<Mailer>,
+    /// The sender of every email.
+    pub from: Mailbox,
+    /// `PLATFORM_FEE_BPS`.
+    pub fee_bps: u16,
+}
+
+/// Why a job did not finish, and so what happens to it.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth another try (the database or the mail server is away): retried with backoff in the
+    /// worker, then re-scheduled by the queue.
+    #[error("{0}")]
+    Retry(String),
+    /// No retry can help (a refused address, data that breaks an invariant): straight to the dead
+    /// set, where an operator sees it.
+    #[error("{0}")]
+    Abandon(String),
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Retry(err.to_string())
+    }
+}
+
+impl From<LedgerError> for JobError {
+    fn from(err: LedgerError) -> Self {
+        match err {
+            LedgerError::Database(e) => Self::Retry(e.to_string()),
+            other => Self::Abandon(other.to_string()),
+        }
+    }
+}

@@ -13,13 +13,13 @@ use redis::AsyncCommands;
 use serde::Serialize;
 
 /// The three queues.
-pub const QUEUES: [Queue; 3] = [Queue::Refund, Queue::Settlement, Queue::Email];
+pub const QUEUES: [Queue; 3] = [Queue::Release, Queue::Settlement, Queue::Email];
 
-/// A job queue.
+/// A job queue: operators run workers per queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Queue {
     /// Releases outbid, losing and cancelled holds.
-    Refund,
+    Release,
     /// Pays closed auctions.
     Settlement,
     /// Sends recorded emails.
@@ -27,10 +27,10 @@ pub enum Queue {
 }
 
 impl Queue {
-    /// The short name operators use (`--queues refund,email`).
+    /// The short name operators use (`--queues release,email`).
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Refund => "refund",
+            Self::Release => "release",
             Self::Settlement => "settlement",
             Self::Email => "email",
         }

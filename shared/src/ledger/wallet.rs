@@ -37,6 +37,7 @@ pub const WALLET_CEILING: i64 = 1_000_000_000_000_000;
 
 /// Adds external money to the user's available balance; returns the transfer id. Refused with
 /// [`LedgerError::BalanceLimit`] when the wallet would hold more than [`WALLET_CEILING`].
+#[tracing::instrument(skip(conn, amount), fields(user.id = user_id, amount = amount.get()))]
 pub async fn deposit(conn: &mut PgConnection, user_id: i64, amount: Krw) -> Result<i64, LedgerError> {
     let accounts = user_accounts(conn, user_id).await?;
     // Both accounts locked (in id order, as every transfer locks them), so two deposits cannot both
@@ -53,6 +54,7 @@ pub async fn deposit(conn: &mut PgConnection, user_id: i64, amount: Krw) -> Resu
 }
 
 /// Pays available money out of the wallet; fails with insufficient funds beyond `available`.
+#[tracing::instrument(skip(conn, amount), fields(user.id = user_id, amount = amount.get()))]
 pub async fn withdraw(conn: &mut PgConnection, user_id: i64, amount: Krw) -> Result<i64, LedgerError> {
     let accounts = user_accounts(conn, user_id).await?;
     transfer(conn, &plain(accounts.available, EXTERNAL_ACCOUNT, amount, TransferKind::Withdrawal)).await

@@ -1,7 +1,8 @@
 //! argon2id password hashing, off the async threads because it is deliberately slow.
 //!
-//! Each hash takes ~19 MiB and a core for a few milliseconds, so hashing runs at most one per core
-//! at a time: a burst of logins waits its turn instead of taking gigabytes of memory. The web's
+//! Each hash takes ~19 MiB and a core for a few milliseconds, so hashing runs on all cores but one
+//! (one on a single core): a burst of logins waits its turn instead of taking gigabytes of memory,
+//! and one core stays free for every other request while a flood of logins hashes. The web's
 //! [`HashingQueue`] also bounds the line in front of those slots: when it is full a request is
 //! refused at once with [`UserError::Overloaded`] instead of waiting behind a flood. Callers never
 //! hold a database connection while they hash.
@@ -15,11 +16,12 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 
 use super::UserError;
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+/// Hashes that may run at once: every core but one, at least one.
+fn hashing_slots() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
-static HASHING_SLOTS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(cores()));
+static HASHING_SLOTS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(hashing_slots()));
 
 /// A bounded line for hashing: at most `waiting` requests queue for a slot (`HASHING_QUEUE`);
 /// beyond that, [`UserError::Overloaded`] at once. One per web process.
@@ -30,7 +32,7 @@ pub struct HashingQueue {
 impl HashingQueue {
     /// Admits the slots' worth of hashing plus `waiting` more in line.
     pub fn new(waiting: usize) -> Self {
-        Self { admitted: Semaphore::new(cores() + waiting) }
+        Self { admitted: Semaphore::new(hashing_slots() + waiting) }
     }
 
     /// [`hash_password`], or `Overloaded` when the line is full.

@@ -4,22 +4,18 @@ use chrono::{DateTime, Utc};
 use neighborbid_shared::auctions::bidding::{self, Bid, BidReceipt};
 use neighborbid_shared::auctions::listing::{self, Filter, Sort};
 use neighborbid_shared::auctions::new::NewAuctionRequest;
-use neighborbid_shared::auctions::rules::Refusal;
 use neighborbid_shared::auctions::store::{self, Auction};
 use neighborbid_shared::auctions::{self as domain, AuctionError, watch};
 use neighborbid_shared::money::Krw;
 use neighborbid_shared::pagination::Cursor;
 use neighborbid_shared::validation::refuse_control_chars;
-use poem::http::StatusCode;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
-use serde_json::json;
 
 use super::auth::BearerAuth;
 use super::error::{ApiError, ErrorSet, error_set};
-use super::wallet::{idempotency_error, ledger_error};
 use super::{ApiTags, Page};
 use crate::state::AppState;
 
@@ -353,44 +349,6 @@ enum Watched {
     Done,
 }
 
-pub(super) fn auction_error<E: ErrorSet>(err: AuctionError) -> ApiError<E> {
-    match err {
-        AuctionError::Invalid(v) => v.into(),
-        AuctionError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "auction_not_found", "no auction has that id"),
-        AuctionError::Refused(Refusal::NotActive) => {
-            ApiError::new(StatusCode::CONFLICT, "auction_not_active", "the auction is not open for bids")
-        }
-        AuctionError::Refused(Refusal::OwnAuction) => {
-            ApiError::new(StatusCode::FORBIDDEN, "own_auction", "you cannot bid on or buy your own auction")
-        }
-        AuctionError::Refused(Refusal::TooLow { minimum }) => {
-            ApiError::new(StatusCode::CONFLICT, "bid_too_low", format!("the bid must be at least {minimum} KRW"))
-                .with_details(json!({ "minimum": minimum }))
-        }
-        AuctionError::Refused(Refusal::BuyNowUnavailable) => ApiError::new(
-            StatusCode::CONFLICT,
-            "buy_now_unavailable",
-            "this auction has no buy-now price, or bidding has reached it",
-        ),
-        AuctionError::NotSeller => ApiError::new(StatusCode::FORBIDDEN, "not_seller", "only the seller may do this"),
-        AuctionError::HasBids => {
-            ApiError::new(StatusCode::CONFLICT, "auction_has_bids", "an auction with bids cannot be cancelled")
-        }
-        AuctionError::TooManyOpen { max } => ApiError::new(
-            StatusCode::CONFLICT,
-            "too_many_open_auctions",
-            format!("you have {max} scheduled or active auctions, the most allowed; wait for one to end"),
-        )
-        .with_details(json!({ "maximum": max })),
-        AuctionError::Ledger(e) => ledger_error(e),
-        AuctionError::IdempotencyKeyReused => {
-            idempotency_error(neighborbid_shared::idempotency::IdempotencyError::Reused)
-        }
-        AuctionError::Database(e) => e.into(),
-        other => ApiError::internal(other),
-    }
-}
-
 /// Query parameters shared by every auction list.
 struct ListParams {
     sort: Option<SortView>,
@@ -445,7 +403,7 @@ impl AuctionsApi {
         let new = request.validate(auth.0.user.region_id, Utc::now())?;
         let mut conn = state.pool.acquire().await?;
         let max_open = state.config.limits.max_open_auctions_per_user;
-        let auction = store::create(&mut conn, auth.0.user.id, &new, max_open).await.map_err(auction_error)?;
+        let auction = store::create(&mut conn, auth.0.user.id, &new, max_open).await?;
         Ok(CreatedAuction::Created(Json(AuctionView::now(auction))))
     }
 
@@ -492,7 +450,7 @@ impl AuctionsApi {
     #[oai(path = "/auctions/:id", method = "get")]
     async fn get(&self, state: Data<&AppState>, id: Path<i64>) -> Result<Json<AuctionView>, ApiError<ReadErrors>> {
         let mut conn = state.pool.acquire().await?;
-        let auction = store::find(&mut conn, id.0).await?.ok_or(AuctionError::NotFound).map_err(auction_error)?;
+        let auction = store::find(&mut conn, id.0).await?.ok_or(AuctionError::NotFound)?;
         Ok(Json(AuctionView::now(auction)))
     }
 
@@ -510,10 +468,7 @@ impl AuctionsApi {
     ) -> Result<Json<Page<BidView>>, ApiError<ReadErrors>> {
         let cursor = cursor.0.as_deref().map(Cursor::decode).transpose()?;
         let mut conn = state.pool.acquire().await?;
-        let (bids, next) = listing::bids(&mut conn, id.0, cursor, limit.0)
-            .await?
-            .ok_or(AuctionError::NotFound)
-            .map_err(auction_error)?;
+        let (bids, next) = listing::bids(&mut conn, id.0, cursor, limit.0).await?.ok_or(AuctionError::NotFound)?;
         Ok(Json(Page { items: bids.into_iter().map(Into::into).collect(), next_cursor: next.map(Cursor::encode) }))
     }
 
@@ -531,9 +486,7 @@ impl AuctionsApi {
         body: Json<BidRequest>,
     ) -> Result<PlacedBid, ApiError<BidErrors>> {
         let amount = Krw::parse(body.amount, "amount")?;
-        let mut receipt = bidding::place_bid(&state.pool, id.0, auth.0.user.id, amount, key.0.as_deref())
-            .await
-            .map_err(auction_error)?;
+        let mut receipt = bidding::place_bid(&state.pool, id.0, auth.0.user.id, amount, key.0.as_deref()).await?;
         state.hub.publish(std::mem::take(&mut receipt.events));
         Ok(PlacedBid::Created(Json(receipt.into())))
     }
@@ -549,8 +502,7 @@ impl AuctionsApi {
         #[oai(name = "Idempotency-Key")]
         key: Header<Option<String>>,
     ) -> Result<Json<AuctionView>, ApiError<BidErrors>> {
-        let mut receipt =
-            bidding::buy_now(&state.pool, id.0, auth.0.user.id, key.0.as_deref()).await.map_err(auction_error)?;
+        let mut receipt = bidding::buy_now(&state.pool, id.0, auth.0.user.id, key.0.as_deref()).await?;
         state.hub.publish(std::mem::take(&mut receipt.events));
         Ok(Json(AuctionView::now(receipt.auction)))
     }
@@ -563,7 +515,7 @@ impl AuctionsApi {
         auth: BearerAuth,
         id: Path<i64>,
     ) -> Result<Json<AuctionView>, ApiError<ActionErrors>> {
-        let cancelled = bidding::cancel(&state.pool, id.0, auth.0.user.id).await.map_err(auction_error)?;
+        let cancelled = bidding::cancel(&state.pool, id.0, auth.0.user.id).await?;
         state.hub.publish(cancelled.events);
         Ok(Json(AuctionView::now(cancelled.auction)))
     }
@@ -577,7 +529,7 @@ impl AuctionsApi {
         id: Path<i64>,
     ) -> Result<Watched, ApiError<ActionErrors>> {
         let mut conn = state.pool.acquire().await?;
-        watch::watch(&mut conn, auth.0.user.id, id.0).await.map_err(auction_error)?;
+        watch::watch(&mut conn, auth.0.user.id, id.0).await?;
         Ok(Watched::Done)
     }
 
@@ -590,7 +542,7 @@ impl AuctionsApi {
         id: Path<i64>,
     ) -> Result<Watched, ApiError<ActionErrors>> {
         let mut conn = state.pool.acquire().await?;
-        watch::unwatch(&mut conn, auth.0.user.id, id.0).await.map_err(auction_error)?;
+        watch::unwatch(&mut conn, auth.0.user.id, id.0).await?;
         Ok(Watched::Done)
     }
 

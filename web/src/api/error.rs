@@ -107,23 +107,6 @@ impl<E: ErrorSet> From<neighborbid_shared::validation::ValidationError> for ApiE
     }
 }
 
-impl<E: ErrorSet> From<neighborbid_shared::pagination::CursorError> for ApiError<E> {
-    fn from(err: neighborbid_shared::pagination::CursorError) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_cursor", err.to_string())
-            .with_details(serde_json::json!({ "field": "cursor" }))
-    }
-}
-
-impl<E: ErrorSet> From<neighborbid_shared::auctions::listing::ListError> for ApiError<E> {
-    fn from(err: neighborbid_shared::auctions::listing::ListError) -> Self {
-        use neighborbid_shared::auctions::listing::ListError;
-        match err {
-            ListError::Cursor(err) => err.into(),
-            ListError::Database(err) => err.into(),
-        }
-    }
-}
-
 impl<E: ErrorSet> From<sqlx::Error> for ApiError<E> {
     /// Losing the database is a 503; a value PostgreSQL refuses to store or compute with (SQLSTATE
     /// class 22: a NUL byte, an out-of-range number or date) came from the client and is a 400,

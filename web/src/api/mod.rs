@@ -4,6 +4,7 @@ mod admin;
 mod auctions;
 mod auth;
 pub mod document;
+mod domain_errors;
 pub mod error;
 mod reference;
 mod sessions;

@@ -10,7 +10,7 @@ use neighborbid_shared::validation::refuse_control_chars;
 
 use super::auth::BearerAuth;
 use super::error::{ApiError, error_set};
-use super::users::{AuthenticatedErrors, UserView, user_error};
+use super::users::{AuthenticatedErrors, UserView};
 use super::{ApiTags, throttle};
 use crate::client_ip::ClientIp;
 use crate::state::AppState;
@@ -85,9 +85,9 @@ impl SessionsApi {
             Some((user, hash)) => (Some(user), Some(hash)),
             None => (None, None),
         };
-        let valid = state.hashing.verify(&body.password, hash).await.map_err(user_error)?;
+        let valid = state.hashing.verify(&body.password, hash).await?;
         let Some(user) = user.filter(|_| valid) else {
-            return Err(user_error(UserError::InvalidCredentials));
+            return Err(UserError::InvalidCredentials.into());
         };
         let mut conn = state.pool.acquire().await?;
         let session = users::create_session(&mut conn, user.id, state.config.session_ttl).await?;

@@ -2,14 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use neighborbid_shared::ledger::wallet;
-use neighborbid_shared::users::{self, NewUser, User, UserError};
-use poem::http::StatusCode;
+use neighborbid_shared::users::{self, NewUser, User};
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::auth::BearerAuth;
-use super::error::{ApiError, ErrorSet, error_set};
+use super::error::{ApiError, error_set};
 use super::wallet::WalletView;
 use super::{ApiTags, throttle};
 use crate::client_ip::ClientIp;
@@ -114,9 +113,9 @@ impl UsersApi {
         let body = body.0;
         let new = NewUser::parse(&body.username, &body.email, body.password, body.region_id)?;
         throttle::sign_up(&state, **ip).await?;
-        let password_hash = state.hashing.hash(new.password.expose()).await.map_err(user_error)?;
+        let password_hash = state.hashing.hash(new.password.expose()).await?;
         let mut conn = state.pool.acquire().await?;
-        let user = users::insert_user(&mut conn, &new, &password_hash, false).await.map_err(user_error)?;
+        let user = users::insert_user(&mut conn, &new, &password_hash, false).await?;
         Ok(SignUpResponse::Created(Json(user.into())))
     }
 
@@ -129,28 +128,5 @@ impl UsersApi {
     ) -> Result<Json<MeView>, ApiError<AuthenticatedErrors>> {
         let balances = wallet::balances(&mut *state.pool.acquire().await?, auth.0.user.id).await?;
         Ok(Json(MeView { user: auth.0.user.into(), wallet: balances.into() }))
-    }
-}
-
-/// Maps account errors to API errors; shared with sessions.
-pub(super) fn user_error<E: ErrorSet>(err: UserError) -> ApiError<E> {
-    match err {
-        UserError::Invalid(v) => v.into(),
-        UserError::UsernameTaken => ApiError::new(StatusCode::CONFLICT, "username_taken", "that username is taken")
-            .with_details(serde_json::json!({ "field": "username" })),
-        UserError::EmailTaken => {
-            ApiError::new(StatusCode::CONFLICT, "email_taken", "an account with that email exists")
-                .with_details(serde_json::json!({ "field": "email" }))
-        }
-        UserError::UnknownRegion => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_region", "no region has that id")
-                .with_details(serde_json::json!({ "field": "region_id" }))
-        }
-        UserError::InvalidCredentials => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong username or password")
-        }
-        UserError::Overloaded => ApiError::overloaded(),
-        UserError::Database(e) => e.into(),
-        other => ApiError::internal(other),
     }
 }

@@ -1,12 +1,11 @@
 //! The caller's wallet: balances, deposits, withdrawals and the ledger statement.
 
 use chrono::{DateTime, Utc};
-use neighborbid_shared::idempotency::{self, Claim, IdempotencyError};
+use neighborbid_shared::idempotency::{self, Claim};
 use neighborbid_shared::ledger::transfers::TransferKind;
-use neighborbid_shared::ledger::{LedgerError, wallet};
+use neighborbid_shared::ledger::wallet;
 use neighborbid_shared::money::Krw;
 use neighborbid_shared::pagination::Cursor;
-use poem::http::StatusCode;
 use poem::web::Data;
 use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::Json;
@@ -15,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Connection;
 
 use super::auth::BearerAuth;
-use super::error::{ApiError, ErrorSet, error_set};
+use super::error::{ApiError, error_set};
 use super::{ApiTags, Page};
 use crate::state::AppState;
 
@@ -115,31 +114,6 @@ pub struct LedgerLineView {
     pub created_at: DateTime<Utc>,
 }
 
-pub(super) fn ledger_error<E: ErrorSet>(err: LedgerError) -> ApiError<E> {
-    match err {
-        LedgerError::InsufficientFunds => {
-            ApiError::new(StatusCode::CONFLICT, "insufficient_funds", "not enough available money")
-        }
-        LedgerError::BalanceLimit => {
-            ApiError::new(StatusCode::CONFLICT, "balance_limit_exceeded", "the wallet cannot hold that much")
-        }
-        LedgerError::Database(e) => e.into(),
-        other => ApiError::internal(other),
-    }
-}
-
-pub(super) fn idempotency_error<E: ErrorSet>(err: IdempotencyError) -> ApiError<E> {
-    match err {
-        IdempotencyError::Invalid(v) => v.into(),
-        IdempotencyError::Reused => ApiError::new(
-            StatusCode::CONFLICT,
-            "idempotency_key_reused",
-            "this Idempotency-Key was already used for a different request",
-        ),
-        IdempotencyError::Database(e) => e.into(),
-    }
-}
-
 /// Which way money moves.
 #[derive(Clone, Copy)]
 enum Direction {
@@ -163,9 +137,7 @@ async fn move_money(
     let mut tx = conn.begin().await?;
     if let Some(key) = &key {
         let hash = idempotency::fingerprint(endpoint, &amount);
-        if let Claim::Replay(receipt) =
-            idempotency::claim(&mut tx, user_id, key, &hash).await.map_err(idempotency_error)?
-        {
+        if let Claim::Replay(receipt) = idempotency::claim(&mut tx, user_id, key, &hash).await? {
             return Ok(receipt);
         }
     }
@@ -173,7 +145,7 @@ async fn move_money(
         Direction::In => wallet::deposit(&mut tx, user_id, amount).await,
         Direction::Out => wallet::withdraw(&mut tx, user_id, amount).await,
     };
-    let transfer_id = moved.map_err(ledger_error)?;
+    let transfer_id = moved?;
     let receipt = MovementReceipt { transfer_id, wallet: wallet::balances(&mut tx, user_id).await?.into() };
     if let Some(key) = &key {
         idempotency::complete(&mut tx, user_id, key, &receipt).await?;
@@ -242,8 +214,7 @@ impl WalletApi {
     ) -> Result<Json<Page<LedgerLineView>>, ApiError<WalletReadErrors>> {
         let cursor = cursor.0.as_deref().map(Cursor::decode).transpose()?;
         let mut conn = state.pool.acquire().await?;
-        let (lines, next) =
-            wallet::statement(&mut conn, auth.0.user.id, cursor, limit.0).await.map_err(ledger_error)?;
+        let (lines, next) = wallet::statement(&mut conn, auth.0.user.id, cursor, limit.0).await?;
         let items = lines
             .into_iter()
             .map(|l| LedgerLineView {

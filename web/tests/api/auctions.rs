@@ -4,7 +4,7 @@ use sqlx::PgPool;
 
 use crate::helpers::{TestApp, assert_error, body};
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_new_auction_shows_its_seller_category_region_and_next_minimum(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -24,7 +24,7 @@ async fn a_new_auction_shows_its_seller_category_region_and_next_minimum(pool: P
     assert_eq!(app.auction(id).await["title"], "Vintage bicycle");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn invalid_auctions_name_the_field(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -52,7 +52,7 @@ async fn invalid_auctions_name_the_field(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_region_filter_covers_the_subtree_and_national_auctions(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -71,7 +71,7 @@ async fn a_region_filter_covers_the_subtree_and_national_auctions(pool: PgPool) 
     assert_eq!(search, ["Busan sofa"]);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn sorts_and_cursors_walk_every_auction_exactly_once(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -120,7 +120,7 @@ async fn sorts_and_cursors_walk_every_auction_exactly_once(pool: PgPool) {
     assert_error(garbage, StatusCode::BAD_REQUEST, "invalid_cursor").await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn price_and_category_filters_and_the_callers_own_lists(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -163,7 +163,7 @@ async fn price_and_category_filters_and_the_callers_own_lists(pool: PgPool) {
     assert_eq!(app.auction(dear_id).await["watchers_count"], 0);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn only_the_seller_may_cancel_and_only_before_any_bid(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -183,7 +183,7 @@ async fn only_the_seller_may_cancel_and_only_before_any_bid(pool: PgPool) {
     assert_error(bid_on_cancelled, StatusCode::CONFLICT, "auction_not_active").await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn listing_costs_the_same_statements_for_one_item_or_a_hundred(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;

@@ -124,7 +124,7 @@ async fn admin_token(app: &TestApp) -> String {
     token
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn every_endpoint_answers_bad_input_with_a_4xx_error_body(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let token = admin_token(&app).await;
@@ -207,7 +207,7 @@ async fn every_endpoint_answers_bad_input_with_a_4xx_error_body(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn streamed_bodies_over_the_limit_are_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let chunks: Vec<Result<String, std::io::Error>> = (0..300).map(|_| Ok("x".repeat(1024))).collect();
@@ -222,7 +222,7 @@ async fn streamed_bodies_over_the_limit_are_refused(pool: PgPool) {
     assert_eq!(body(resp).await["error"]["code"], "payload_too_large");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn unknown_routes_and_methods_get_json_errors(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     assert_client_error(app.get("/api/v1/no-such-thing").await, "unknown route").await;

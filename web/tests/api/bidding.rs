@@ -12,7 +12,7 @@ async fn ended(app: &TestApp, auction_id: i64) {
         .unwrap();
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn an_outbid_leader_gets_the_money_back_and_the_new_leader_holds_theirs(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let Rivals { minji, junho, auction_id: id } = app.rivals(50_000, json!({})).await;
@@ -45,7 +45,7 @@ async fn an_outbid_leader_gets_the_money_back_and_the_new_leader_holds_theirs(po
     app.assert_audit_clean().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_leader_raising_their_own_bid_needs_only_the_difference(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -60,7 +60,7 @@ async fn a_leader_raising_their_own_bid_needs_only_the_difference(pool: PgPool) 
     app.assert_audit_clean().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn an_outbid_bidder_may_come_back_before_the_refund_runs(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let Rivals { minji, junho, auction_id: id } = app.rivals(30_000, json!({})).await;
@@ -74,7 +74,7 @@ async fn an_outbid_bidder_may_come_back_before_the_refund_runs(pool: PgPool) {
     app.assert_audit_clean().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn bids_beyond_the_available_balance_are_refused_without_a_trace(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -88,7 +88,7 @@ async fn bids_beyond_the_available_balance_are_refused_without_a_trace(pool: PgP
     app.assert_audit_clean().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn sellers_cannot_bid_or_buy_their_own_items(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -99,7 +99,7 @@ async fn sellers_cannot_bid_or_buy_their_own_items(pool: PgPool) {
     assert_error(buy, StatusCode::FORBIDDEN, "own_auction").await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn nothing_is_accepted_after_the_end_not_even_buy_now(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -123,7 +123,7 @@ async fn nothing_is_accepted_after_the_end_not_even_buy_now(pool: PgPool) {
     assert_error(early, StatusCode::CONFLICT, "auction_not_active").await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn buy_now_closes_the_auction_for_the_buyer_and_releases_the_leader(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let Rivals { minji, junho, auction_id: id } = app.rivals(100_000, json!({ "buy_now_price": 50_000 })).await;
@@ -147,7 +147,7 @@ async fn buy_now_closes_the_auction_for_the_buyer_and_releases_the_leader(pool: 
     app.assert_audit_clean().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn buy_now_is_refused_once_bidding_reaches_its_price(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let Rivals { minji, junho, auction_id: id } = app.rivals(100_000, json!({ "buy_now_price": 50_000 })).await;
@@ -157,7 +157,7 @@ async fn buy_now_is_refused_once_bidding_reaches_its_price(pool: PgPool) {
     assert_eq!(app.wallet(&junho).await, (100_000, 0));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_late_bid_extends_the_end_and_every_change_is_an_event_in_sequence(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -187,7 +187,7 @@ async fn a_late_bid_extends_the_end_and_every_change_is_an_event_in_sequence(poo
     assert_eq!(auction["seq"], 4);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_repeated_bid_with_the_same_key_is_placed_once(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;

@@ -2,7 +2,7 @@
 //! so no bidder can freeze a settlement by filling their wallet to the brim.
 
 use neighborbid_shared::auctions::closing::close_due;
-use neighborbid_shared::jobs::settlement::{SettleOutcome, settle_auction};
+use neighborbid_shared::auctions::settlement::{SettleOutcome, settle_auction};
 use neighborbid_shared::ledger::wallet::WALLET_CEILING;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -10,7 +10,7 @@ use sqlx::PgPool;
 
 use crate::helpers::{Rivals, TestApp, assert_error};
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_loser_with_a_full_wallet_cannot_block_the_settlement(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let Rivals { minji, junho, auction_id } = app.rivals(100_000, json!({})).await;
@@ -43,7 +43,7 @@ async fn a_loser_with_a_full_wallet_cannot_block_the_settlement(pool: PgPool) {
     app.assert_audit_clean().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn the_audit_sums_lifetime_totals_beyond_64_bits(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let minji = app.user_token("minji").await;

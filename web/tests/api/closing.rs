@@ -18,7 +18,7 @@ async fn count(app: &TestApp, sql: &'static str, auction_id: i64) -> i64 {
     sqlx::query_scalar(sql).bind(auction_id).fetch_one(&app.pool).await.unwrap()
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn concurrent_closers_close_an_auction_once_with_its_leader_as_winner(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -47,7 +47,7 @@ async fn concurrent_closers_close_an_auction_once_with_its_leader_as_winner(pool
     assert_eq!(close_due(&mut conn, 100).await.unwrap().closed, 0, "a closed auction is not closed again");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn an_auction_whose_reserve_is_not_met_ends_unsold_and_releases_every_hold(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -67,7 +67,7 @@ async fn an_auction_whose_reserve_is_not_met_ends_unsold_and_releases_every_hold
     app.assert_audit_clean().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_last_second_bid_extends_the_auction_past_the_closer(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -86,7 +86,7 @@ async fn a_last_second_bid_extends_the_auction_past_the_closer(pool: PgPool) {
     assert_eq!(app.auction(id).await["status"], "active");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn scheduled_auctions_become_active_at_their_start(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;

@@ -17,7 +17,7 @@ async fn error_code(resp: reqwest::Response) -> (StatusCode, String) {
     (status, body["error"]["code"].as_str().unwrap_or("").to_owned())
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn two_hundred_bidders_at_once_leave_exactly_the_valid_bids_and_only_the_leader_holding(pool: PgPool) {
     let app = Arc::new(TestApp::spawn(pool).await);
     let seller = app.user_token("seller").await;
@@ -78,7 +78,7 @@ async fn two_hundred_bidders_at_once_leave_exactly_the_valid_bids_and_only_the_l
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn crossing_outbids_across_auctions_never_fail_and_never_leak(pool: PgPool) {
     let app = Arc::new(TestApp::spawn(pool).await);
     let seller = app.user_token("seller").await;
@@ -155,7 +155,7 @@ async fn crossing_outbids_across_auctions_never_fail_and_never_leak(pool: PgPool
     assert_eq!(report.totals.held, leaders_hold);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn money_for_one_bid_cannot_win_two_auctions_at_once(pool: PgPool) {
     let app = Arc::new(TestApp::spawn(pool).await);
     let seller = app.user_token("seller").await;
@@ -178,7 +178,7 @@ async fn money_for_one_bid_cannot_win_two_auctions_at_once(pool: PgPool) {
     app.assert_audit_clean().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn deposits_and_withdrawals_racing_bids_keep_the_ledger_exact(pool: PgPool) {
     let app = Arc::new(TestApp::spawn(pool).await);
     let seller = app.user_token("seller").await;

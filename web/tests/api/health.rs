@@ -3,7 +3,7 @@ use sqlx::PgPool;
 
 use crate::helpers::{TestApp, body};
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn ready_when_postgres_and_redis_answer(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
@@ -12,7 +12,7 @@ async fn ready_when_postgres_and_redis_answer(pool: PgPool) {
     assert_eq!(body(resp).await["status"], "ready");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn still_ready_without_redis_which_rest_does_not_need(pool: PgPool) {
     // Port 1 on loopback refuses connections: a Redis that is down. REST needs only PostgreSQL, so
     // a load balancer must keep sending traffic; the body still tells operators what is missing.

@@ -3,6 +3,10 @@
 use std::collections::HashMap;
 
 use neighborbid_shared::config::Config;
+use neighborbid_shared::email::Mailer;
+use neighborbid_shared::jobs::JobContext;
+use neighborbid_shared::jobs::release_hold::ReleaseHold;
+use neighborbid_shared::jobs::runner::run_recorded;
 use neighborbid_web::state::AppState;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -17,6 +21,8 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub client: reqwest::Client,
     pub pool: PgPool,
+    /// What the app's jobs would run with: this test's database, Redis namespace and a mail folder.
+    pub jobs: JobContext,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -39,12 +45,25 @@ impl TestApp {
             .expect("test configuration is valid");
         let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
         let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
+        let jobs = JobContext {
+            pool: pool.clone(),
+            redis: neighborbid_shared::health::redis_connection(
+                &redis::Client::open(config.redis_url.expose()).unwrap(),
+            )
+            .unwrap(),
+            prefix: config.queue_prefix.clone(),
+            mailer: std::sync::Arc::new(
+                Mailer::from_settings(None, &std::env::temp_dir().join("neighborbid-test-mail")).unwrap(),
+            ),
+            from: "NeighborBid <no-reply@neighborbid.test>".parse().unwrap(),
+            fee_bps: 0,
+        };
         let state = AppState::new(config, pool.clone()).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(neighborbid_web::run(acceptor, state, async move {
             let _ = rx.await;
         }));
-        Self { base: format!("http://{addr}"), client: reqwest::Client::new(), pool, _shutdown: tx, addr }
+        Self { base: format!("http://{addr}"), client: reqwest::Client::new(), pool, jobs, _shutdown: tx, addr }
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -140,28 +159,9 @@ impl TestApp {
         body(self.get(&format!("/api/v1/auctions/{auction_id}")).await).await
     }
 
-    /// Runs every recorded hold release, as the refund workers will: drains the outbox's release
-    /// follow-ups and marks them relayed.
+    /// Runs every recorded hold release in this process, as the release workers will.
     pub async fn run_pending_releases(&self) {
-        use neighborbid_shared::jobs::refund::release_outbid_hold;
-        use neighborbid_shared::outbox::{self, FollowUp};
-        use sqlx::Connection;
-        let mut conn = self.pool.acquire().await.unwrap();
-        loop {
-            let mut tx = conn.begin().await.unwrap();
-            let batch = outbox::claim_unrelayed(&mut tx, "release_hold", 1_000).await.unwrap();
-            if batch.is_empty() {
-                return;
-            }
-            let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
-            outbox::mark_relayed(&mut tx, &ids).await.unwrap();
-            tx.commit().await.unwrap();
-            for (_, follow_up) in batch {
-                if let FollowUp::ReleaseHold { hold_id } = follow_up {
-                    release_outbid_hold(&mut conn, hold_id).await.unwrap();
-                }
-            }
-        }
+        run_recorded::<ReleaseHold>(&self.jobs).await.unwrap();
     }
 
     /// Asserts the ledger audit is clean, returning its report.

@@ -1,7 +1,7 @@
 //! Holds end exactly once, whatever is retried or replayed: the earlier version paid a seller twice
 //! when a closed auction was re-opened and refunded a hold twice when a user was deleted.
 
-use neighborbid_shared::jobs::refund::{RefundOutcome, release_outbid_hold};
+use neighborbid_shared::auctions::release::{ReleaseOutcome, release_outbid_hold};
 use neighborbid_shared::ledger::holds::{self, Ended};
 use serde_json::json;
 use sqlx::PgPool;
@@ -22,7 +22,7 @@ async fn one_bid(app: &TestApp) -> (i64, i64, String, String) {
     (hold_id, auction["seller"]["id"].as_i64().unwrap(), minji, seller)
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_hold_is_captured_once_and_then_can_neither_be_captured_nor_released(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let (hold_id, seller_id, minji, seller) = one_bid(&app).await;
@@ -36,30 +36,30 @@ async fn a_hold_is_captured_once_and_then_can_neither_be_captured_nor_released(p
     assert_eq!(report.totals.fees, 500);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_hold_is_released_once_however_often_the_refund_is_delivered(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let (hold_id, seller_id, minji, _) = one_bid(&app).await;
     sqlx::query("UPDATE auctions SET status = 'cancelled', ended_at = now()").execute(&app.pool).await.unwrap();
     let mut conn = app.pool.acquire().await.unwrap();
-    assert_eq!(release_outbid_hold(&mut conn, hold_id).await.unwrap(), RefundOutcome::Released);
-    assert_eq!(release_outbid_hold(&mut conn, hold_id).await.unwrap(), RefundOutcome::AlreadyEnded);
+    assert_eq!(release_outbid_hold(&mut conn, hold_id).await.unwrap(), ReleaseOutcome::Released);
+    assert_eq!(release_outbid_hold(&mut conn, hold_id).await.unwrap(), ReleaseOutcome::AlreadyEnded);
     assert_eq!(holds::capture(&mut conn, hold_id, seller_id, 0).await.unwrap(), Ended::Already);
-    assert_eq!(release_outbid_hold(&mut conn, hold_id + 1_000).await.unwrap(), RefundOutcome::Missing);
+    assert_eq!(release_outbid_hold(&mut conn, hold_id + 1_000).await.unwrap(), ReleaseOutcome::Missing);
     assert_eq!(app.wallet(&minji).await, (50_000, 0));
     app.assert_audit_clean().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn the_leading_hold_of_a_live_auction_is_never_refunded(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let (hold_id, _, minji, _) = one_bid(&app).await;
     let mut conn = app.pool.acquire().await.unwrap();
-    assert_eq!(release_outbid_hold(&mut conn, hold_id).await.unwrap(), RefundOutcome::StillLeading);
+    assert_eq!(release_outbid_hold(&mut conn, hold_id).await.unwrap(), ReleaseOutcome::StillLeading);
     assert_eq!(app.wallet(&minji).await, (30_000, 20_000));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn concurrent_release_and_capture_of_one_hold_end_it_exactly_once(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let (hold_id, seller_id, _, _) = one_bid(&app).await;

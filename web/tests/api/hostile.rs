@@ -9,7 +9,7 @@ use sqlx::PgPool;
 
 use crate::helpers::{PASSWORD, TestApp, assert_error, body};
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn nul_bytes_are_refused_naming_the_field(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let sign_up = json!({ "username": "minji", "email": "min\u{0}ji@example.com", "password": PASSWORD });
@@ -33,7 +33,7 @@ async fn nul_bytes_are_refused_naming_the_field(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn forged_cursors_are_400_invalid_cursor(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     for key in [i64::MAX, i64::MIN, -1, 253_402_300_800_000_000] {
@@ -43,7 +43,7 @@ async fn forged_cursors_are_400_invalid_cursor(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn paging_far_future_end_times_visits_each_auction_once(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -73,7 +73,7 @@ async fn paging_far_future_end_times_visits_each_auction_once(pool: PgPool) {
     assert_eq!(seen, ids, "every auction exactly once, and the walk ends");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_seller_has_a_bounded_number_of_open_auctions(pool: PgPool) {
     let app = TestApp::spawn_with(pool, &[("MAX_OPEN_AUCTIONS_PER_USER", "2")]).await;
     let seller = app.user_token("seller").await;
@@ -93,7 +93,7 @@ async fn a_seller_has_a_bounded_number_of_open_auctions(pool: PgPool) {
     assert_eq!(app.post_as(&seller, "/api/v1/auctions", request).await.status(), StatusCode::CREATED);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn auctions_already_over_or_unbiddable_are_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let seller = app.user_token("seller").await;
@@ -126,7 +126,7 @@ async fn auctions_already_over_or_unbiddable_are_refused(pool: PgPool) {
     .await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn title_search_is_served_by_the_trigram_index(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     app.user_token("seller").await;

@@ -28,7 +28,7 @@ async fn assert_throttled(resp: Response) {
     assert_eq!(error["details"]["retry_after_seconds"], retry_after);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn password_guessing_from_one_address_is_answered_429(pool: PgPool) {
     let app = TestApp::spawn_with(pool, &[("RATE_LIMITS", "on"), ("RATE_LIMIT_LOGIN_IP", "3/min")]).await;
     for i in 0..3 {
@@ -40,7 +40,7 @@ async fn password_guessing_from_one_address_is_answered_429(pool: PgPool) {
     assert_throttled(login_from(&app, Some("198.51.100.1"), "victim9").await).await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn one_account_guessed_from_many_addresses_is_answered_429(pool: PgPool) {
     let app = TestApp::spawn_with(
         pool,
@@ -55,7 +55,7 @@ async fn one_account_guessed_from_many_addresses_is_answered_429(pool: PgPool) {
     assert_eq!(other.status(), StatusCode::UNAUTHORIZED, "other accounts are not affected");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn sign_ups_per_address_and_writes_per_user_are_limited(pool: PgPool) {
     let app = TestApp::spawn_with(
         pool,
@@ -74,7 +74,7 @@ async fn sign_ups_per_address_and_writes_per_user_are_limited(pool: PgPool) {
     assert_eq!(app.wallet(&minji).await, (3_000, 0), "the refused deposit moved nothing");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn limits_still_hold_per_process_while_redis_is_down(pool: PgPool) {
     let app = TestApp::spawn_with(
         pool,
@@ -87,7 +87,7 @@ async fn limits_still_hold_per_process_while_redis_is_down(pool: PgPool) {
     assert_throttled(login_from(&app, None, "minji").await).await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_full_hashing_queue_sheds_logins_with_503_and_retry_after(pool: PgPool) {
     let app = TestApp::spawn_with(pool, &[("HASHING_QUEUE", "0")]).await;
     let logins = futures::future::join_all((0..24).map(|i| login_from(&app, None, format!("ghost{i}")))).await;
@@ -106,7 +106,7 @@ async fn a_full_hashing_queue_sheds_logins_with_503_and_retry_after(pool: PgPool
     assert!(shed > 0, "24 logins at once cannot all fit the hashing slots with no queue");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn logins_waiting_for_hashing_hold_no_database_connection(pool: PgPool) {
     // Two connections in all, given up after a second: a login that kept one while queueing for a
     // hashing slot would starve every other request into 503 `database_unavailable`.
@@ -132,7 +132,7 @@ async fn logins_waiting_for_hashing_hold_no_database_connection(pool: PgPool) {
     assert!(logins.iter().all(|r| r.status() == StatusCode::UNAUTHORIZED));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn me_shows_the_wallet(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let minji = app.user_token("minji").await;

@@ -36,7 +36,7 @@ fn seqs(events: &[Value]) -> Vec<i64> {
     events.iter().map(|e| e["seq"].as_i64().unwrap()).collect()
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_watcher_gets_missed_events_first_then_live_ones_without_gaps_or_repeats(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let Rivals { minji, junho, auction_id: id } = app.rivals(1_000_000, json!({ "bid_increment": 1_000 })).await;
@@ -57,7 +57,7 @@ async fn a_watcher_gets_missed_events_first_then_live_ones_without_gaps_or_repea
     assert_eq!(live[1]["data"]["min_next_bid"], 15_000);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn bids_on_one_instance_reach_watchers_on_another(pool: PgPool) {
     let prefix = format!("test-{:016x}", rand::random::<u64>());
     let one = TestApp::spawn_with(pool.clone(), &[("QUEUE_PREFIX", &prefix)]).await;
@@ -73,7 +73,7 @@ async fn bids_on_one_instance_reach_watchers_on_another(pool: PgPool) {
     assert_eq!(seqs(&next_events(&mut on_two, 10).await), expected);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_client_that_reconnects_after_missing_fifty_events_ends_with_the_full_sequence(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let Rivals { minji, junho, auction_id: id } = app.rivals(100_000_000, json!({ "bid_increment": 1_000 })).await;
@@ -89,7 +89,7 @@ async fn a_client_that_reconnects_after_missing_fifty_events_ends_with_the_full_
     assert_eq!(seen, (1..=51).collect::<Vec<i64>>());
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn events_survive_killed_pubsub_connections(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let Rivals { minji, junho, auction_id: id } = app.rivals(100_000_000, json!({ "bid_increment": 1_000 })).await;
@@ -106,7 +106,7 @@ async fn events_survive_killed_pubsub_connections(pool: PgPool) {
     assert_eq!(seqs(&next_events(&mut client, 20).await), (1..=20).collect::<Vec<i64>>());
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn an_unknown_auction_is_a_404_before_the_upgrade(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let url = format!("ws://{}/ws/auctions/999999", app.addr);
@@ -116,7 +116,7 @@ async fn an_unknown_auction_is_a_404_before_the_upgrade(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn an_oversized_client_message_closes_the_connection_with_policy_violation(pool: PgPool) {
     use futures::SinkExt;
     let app = TestApp::spawn(pool).await;
@@ -137,7 +137,7 @@ async fn an_oversized_client_message_closes_the_connection_with_policy_violation
     assert_eq!(closed, Some(1008));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_client_too_slow_to_read_is_cut_off_while_a_fast_one_gets_everything(pool: PgPool) {
     let prefix = format!("test-{:016x}", rand::random::<u64>());
     let app = TestApp::spawn_with(pool, &[("QUEUE_PREFIX", &prefix)]).await;
@@ -181,7 +181,7 @@ async fn a_client_too_slow_to_read_is_cut_off_while_a_fast_one_gets_everything(p
     assert!(close_code.is_none_or(|code| code == 1013), "closed with {close_code:?}");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_client_claiming_a_future_seq_cannot_blind_the_other_watchers(pool: PgPool) {
     // No Redis: every live event reaches watchers through the database catch-up alone.
     let app = TestApp::spawn_with(pool, &[("REDIS_URL", "redis://127.0.0.1:1")]).await;
@@ -210,7 +210,7 @@ async fn next_published(pubsub: &mut redis::aio::PubSub) -> Value {
     serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap()
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn buy_now_and_cancel_are_published_to_every_replica(pool: PgPool) {
     let prefix = format!("test-{:016x}", rand::random::<u64>());
     let app = TestApp::spawn_with(pool, &[("QUEUE_PREFIX", prefix.as_str())]).await;
@@ -230,7 +230,7 @@ async fn buy_now_and_cancel_are_published_to_every_replica(pool: PgPool) {
     assert_eq!(next_published(&mut channel).await["type"], "auction_cancelled");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn websockets_per_client_address_are_bounded(pool: PgPool) {
     let app = TestApp::spawn_with(pool, &[("WS_MAX_CONNECTIONS_PER_IP", "2")]).await;
     let Rivals { auction_id: id, .. } = app.rivals(1_000, json!({})).await;

@@ -6,6 +6,7 @@ mod bidding;
 mod ceiling;
 mod closing;
 mod concurrency;
+mod demo;
 mod health;
 mod helpers;
 mod holds;

@@ -3,7 +3,7 @@ use sqlx::PgPool;
 
 use crate::helpers::{TestApp, body};
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn regions_form_a_tree_of_cities_districts_and_neighbourhoods(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let resp = app.get("/api/v1/regions").await;
@@ -26,7 +26,7 @@ async fn regions_form_a_tree_of_cities_districts_and_neighbourhoods(pool: PgPool
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn categories_have_slugs_and_names(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let page = body(app.get("/api/v1/categories").await).await;

@@ -12,7 +12,7 @@ async fn count(app: &TestApp, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&app.pool).await.unwrap()
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn old_outbox_rows_keys_sessions_and_sent_emails_are_pruned_and_the_ledger_kept(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let minji = app.user_token("minji").await;

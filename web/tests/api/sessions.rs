@@ -4,7 +4,7 @@ use sqlx::PgPool;
 
 use crate::helpers::{PASSWORD, TestApp, assert_error, body};
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn login_returns_a_token_that_expires_in_a_week(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     app.sign_up("minji").await;
@@ -27,7 +27,7 @@ async fn login_returns_a_token_that_expires_in_a_week(pool: PgPool) {
     assert_eq!(stored, 1, "only the token's hash is stored");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn failed_logins_do_not_reveal_whether_the_user_exists(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     app.sign_up("minji").await;
@@ -40,7 +40,7 @@ async fn failed_logins_do_not_reveal_whether_the_user_exists(pool: PgPool) {
     assert_eq!(a, b);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn logout_revokes_only_the_token_it_was_called_with(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let phone = app.user_token("minji").await;
@@ -51,7 +51,7 @@ async fn logout_revokes_only_the_token_it_was_called_with(pool: PgPool) {
     assert_eq!(app.get_as(&laptop, "/api/v1/me").await.status(), StatusCode::OK);
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn expired_tokens_stop_working(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let token = app.user_token("minji").await;

@@ -5,7 +5,7 @@ use crate::helpers::{TestApp, body};
 
 const COMMITTED_SPEC: &str = include_str!("../../../openapi/openapi.json");
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn served_spec_matches_the_committed_snapshot(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let resp = app.get("/openapi.json").await;
@@ -18,7 +18,7 @@ async fn served_spec_matches_the_committed_snapshot(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn swagger_ui_is_served(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let resp = app.get("/docs").await;

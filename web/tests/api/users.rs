@@ -4,7 +4,7 @@ use sqlx::PgPool;
 
 use crate::helpers::{PASSWORD, TestApp, assert_error, body};
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn sign_up_returns_the_new_account_without_its_password(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let resp = app
@@ -27,7 +27,7 @@ async fn sign_up_returns_the_new_account_without_its_password(pool: PgPool) {
     assert!(stored.starts_with("$argon2id$"), "{stored}");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn usernames_are_unique_whatever_their_case(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     assert_eq!(app.sign_up("junho").await.status(), StatusCode::CREATED);
@@ -38,7 +38,7 @@ async fn usernames_are_unique_whatever_their_case(pool: PgPool) {
     assert_eq!(error["details"]["field"], "username");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_second_account_cannot_reuse_an_email(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     assert_eq!(app.sign_up("junho").await.status(), StatusCode::CREATED);
@@ -48,7 +48,7 @@ async fn a_second_account_cannot_reuse_an_email(pool: PgPool) {
     assert_error(resp, StatusCode::CONFLICT, "email_taken").await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn concurrent_sign_ups_for_one_name_produce_exactly_one_account(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let attempts = (0..8).map(|i| {
@@ -62,7 +62,7 @@ async fn concurrent_sign_ups_for_one_name_produce_exactly_one_account(pool: PgPo
     assert!(statuses.iter().all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT), "{statuses:?}");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn invalid_sign_ups_name_the_rule_and_the_field(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let cases = [
@@ -91,7 +91,7 @@ async fn invalid_sign_ups_name_the_rule_and_the_field(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn me_shows_the_callers_profile(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let token = app.user_token("hana").await;
@@ -100,7 +100,7 @@ async fn me_shows_the_callers_profile(pool: PgPool) {
     assert_eq!(body(resp).await["username"], "hana");
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn me_requires_a_valid_token(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     assert_error(app.get("/api/v1/me").await, StatusCode::UNAUTHORIZED, "unauthorized").await;
@@ -108,7 +108,7 @@ async fn me_requires_a_valid_token(pool: PgPool) {
     assert_error(forged, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn create_admin_refuses_a_squatted_name_unless_told_to_promote(pool: PgPool) {
     use neighborbid_shared::users::{self, ExistingAccount, NewUser, UserError};
     let app = TestApp::spawn(pool).await;

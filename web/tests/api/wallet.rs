@@ -4,7 +4,7 @@ use sqlx::PgPool;
 
 use crate::helpers::{TestApp, assert_error, body};
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn deposits_and_withdrawals_move_available_money(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let token = app.user_token("minji").await;
@@ -21,7 +21,7 @@ async fn deposits_and_withdrawals_move_available_money(pool: PgPool) {
     assert_eq!((report.totals.deposits, report.totals.withdrawals), (50_000, 20_000));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn withdrawals_cannot_overdraw(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let token = app.user_token("minji").await;
@@ -31,7 +31,7 @@ async fn withdrawals_cannot_overdraw(pool: PgPool) {
     assert_eq!(app.wallet(&token).await, (1_000, 0));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn amounts_must_be_positive_and_at_most_a_trillion(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let token = app.user_token("minji").await;
@@ -54,7 +54,7 @@ async fn amounts_must_be_positive_and_at_most_a_trillion(pool: PgPool) {
     assert_eq!(app.wallet(&token).await, (0, 0));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_repeated_idempotency_key_returns_the_first_result_and_moves_money_once(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let token = app.user_token("minji").await;
@@ -86,7 +86,7 @@ async fn a_repeated_idempotency_key_returns_the_first_result_and_moves_money_onc
     assert_error(reused, StatusCode::CONFLICT, "idempotency_key_reused").await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn the_statement_lists_each_movement_with_its_effect_newest_first(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let token = app.user_token("minji").await;
@@ -107,7 +107,7 @@ async fn the_statement_lists_each_movement_with_its_effect_newest_first(pool: Pg
     assert!(rest["next_cursor"].is_null());
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn the_audit_is_for_operators_only(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let token = app.user_token("minji").await;
@@ -120,7 +120,7 @@ async fn the_audit_is_for_operators_only(pool: PgPool) {
     assert_eq!(report["violations"], json!([]));
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn the_audit_reports_a_tampered_balance(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let token = app.user_token("minji").await;

@@ -4,7 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use neighborbid_shared::jobs::queues::{self, Queue};
-use neighborbid_shared::outbox::{self, FollowUp};
+use neighborbid_shared::jobs::release_hold::ReleaseHold;
+use neighborbid_shared::outbox;
 use sqlx::PgPool;
 
 use crate::harness::{Platform, fast_sweeps};
@@ -70,7 +71,7 @@ async fn assert_settled_exactly_once(platform: &Platform, auctions: &[i64], rese
     platform.assert_audit_clean().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn three_schedulers_and_two_workers_end_300_auctions_exactly_once(pool: PgPool) {
     let mut platform = Platform::new(pool).await;
     let sellers = platform.funded_users("seller", 5).await;
@@ -89,7 +90,7 @@ async fn three_schedulers_and_two_workers_end_300_auctions_exactly_once(pool: Pg
     platform.stop().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn work_lost_with_the_queues_is_re_derived_and_completes_once(pool: PgPool) {
     let mut platform = Platform::new(pool).await;
     let sellers = platform.funded_users("seller", 3).await;
@@ -112,7 +113,7 @@ async fn work_lost_with_the_queues_is_re_derived_and_completes_once(pool: PgPool
     platform.stop().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_burst_of_20000_follow_ups_is_processed_with_the_backlog_bounded(pool: PgPool) {
     let mut platform = Platform::new(pool).await;
     // 20,000 open holds (200 bidders × 100 unsold auctions) with their ledger, made in SQL.
@@ -125,7 +126,7 @@ async fn a_burst_of_20000_follow_ups_is_processed_with_the_backlog_bounded(pool:
         let mut tx = platform.pool.begin().await.unwrap();
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM holds").fetch_all(&mut *tx).await.unwrap();
         for hold_id in ids {
-            outbox::record(&mut tx, &FollowUp::ReleaseHold { hold_id }).await.unwrap();
+            outbox::record(&mut tx, &ReleaseHold { hold_id }).await.unwrap();
         }
         tx.commit().await.unwrap();
     }
@@ -134,7 +135,7 @@ async fn a_burst_of_20000_follow_ups_is_processed_with_the_backlog_bounded(pool:
     let mut largest_backlog = 0;
     let started = std::time::Instant::now();
     loop {
-        largest_backlog = largest_backlog.max(platform.depth(Queue::Refund).await.backlog());
+        largest_backlog = largest_backlog.max(platform.depth(Queue::Release).await.backlog());
         let open: i64 = sqlx::query_scalar("SELECT count(*) FROM holds WHERE status = 'open'")
             .fetch_one(&platform.pool)
             .await
@@ -155,7 +156,7 @@ async fn a_burst_of_20000_follow_ups_is_processed_with_the_backlog_bounded(pool:
     platform.stop().await;
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_refused_email_goes_to_the_dead_set_and_an_operator_can_retry_it(pool: PgPool) {
     let refuse = Arc::new(AtomicBool::new(true));
     let (port, inbox) = spawn_smtp_sink_with(refuse.clone()).await.unwrap();
@@ -235,7 +236,7 @@ impl Drop for WorkerProcess {
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_worker_killed_mid_settlement_leaves_nothing_undone_or_done_twice(pool: PgPool) {
     let mut platform = Platform::new(pool).await;
     let url = database_url(&platform.pool).await;

@@ -1,22 +1,16 @@
-//! Settlement: a closed auction's winner pays the seller; every other hold on it is released.
+//! Settlement: a closed auction's winner pays the seller; every other hold on it is released. The
+//! `settle_auction` job runs it.
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
 use crate::email::NotificationKind;
 use crate::events::{self, EventType, StoredEvent};
+use crate::jobs::release_hold::ReleaseHold;
 use crate::ledger::LedgerError;
 use crate::ledger::holds::{self, Ended};
 use crate::notifications;
-use crate::outbox::{self, FollowUp};
-
-/// The settlement job's payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SettlementJob {
-    /// The closed auction.
-    pub auction_id: i64,
-}
+use crate::outbox;
 
 /// What a settlement run did.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +37,7 @@ struct Outcome {
 /// captures the winner's hold to the seller (`fee_bps` to the platform), marks the auction
 /// `settled`, records the winner's and seller's emails, and records a release of every other open
 /// hold. Each release is its own job, so one loser's account can never hold the sale up.
+#[tracing::instrument(skip_all, fields(auction.id = auction_id))]
 pub async fn settle_auction(
     conn: &mut PgConnection,
     auction_id: i64,
@@ -69,7 +64,7 @@ pub async fn settle_auction(
             .fetch_all(&mut *tx)
             .await?;
     for hold_id in losers {
-        outbox::record(&mut tx, &FollowUp::ReleaseHold { hold_id }).await?;
+        outbox::record(&mut tx, &ReleaseHold { hold_id }).await?;
     }
     sqlx::query("UPDATE auctions SET status = 'settled' WHERE id = $1").bind(auction_id).execute(&mut *tx).await?;
     let settled = json!({ "winner_id": winner_id, "price": price });

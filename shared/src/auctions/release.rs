@@ -1,6 +1,6 @@
-//! Refund: release a hold that no longer leads its auction, and tell its bidder they were outbid.
+//! Releasing a hold that no longer leads its auction (outbid, lost, cancelled), and telling its
+//! bidder they were outbid. The `release_hold` job runs it.
 
-use serde::{Deserialize, Serialize};
 use sqlx::{Connection, PgConnection};
 
 use crate::email::NotificationKind;
@@ -8,9 +8,9 @@ use crate::ledger::LedgerError;
 use crate::ledger::holds::{self, Ended};
 use crate::notifications;
 
-/// What a refund run did.
+/// What a release did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefundOutcome {
+pub enum ReleaseOutcome {
     /// The hold's money went back to the bidder's available balance.
     Released,
     /// Already released or captured: a repeated delivery; nothing moved.
@@ -21,17 +21,11 @@ pub enum RefundOutcome {
     Missing,
 }
 
-/// The refund job's payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefundJob {
-    /// The hold to release.
-    pub hold_id: i64,
-}
-
 /// Releases `hold_id` unless it is the leading hold of an auction that is still live or awaiting
 /// settlement. Locks the auction row first, the order every bid uses, so it cannot deadlock with
 /// bids; runs in its own transaction; a second run is a no-op.
-pub async fn release_outbid_hold(conn: &mut PgConnection, hold_id: i64) -> Result<RefundOutcome, LedgerError> {
+#[tracing::instrument(skip_all, fields(hold.id = hold_id))]
+pub async fn release_outbid_hold(conn: &mut PgConnection, hold_id: i64) -> Result<ReleaseOutcome, LedgerError> {
     let mut tx = conn.begin().await?;
     let auction: Option<(i64, Option<i64>, String)> = sqlx::query_as(
         "SELECT a.id, a.leader_hold_id, a.status FROM auctions a \
@@ -41,18 +35,18 @@ pub async fn release_outbid_hold(conn: &mut PgConnection, hold_id: i64) -> Resul
     .fetch_optional(&mut *tx)
     .await?;
     let Some((auction_id, leader_hold_id, status)) = auction else {
-        tracing::warn!(hold.id = hold_id, "refund for a hold that does not exist");
-        return Ok(RefundOutcome::Missing);
+        tracing::warn!(hold.id = hold_id, "release of a hold that does not exist");
+        return Ok(ReleaseOutcome::Missing);
     };
     let auction_needs_it = matches!(status.as_str(), "scheduled" | "active" | "closed");
     if auction_needs_it && leader_hold_id == Some(hold_id) {
-        return Ok(RefundOutcome::StillLeading);
+        return Ok(ReleaseOutcome::StillLeading);
     }
     let outcome = match holds::release(&mut tx, hold_id).await? {
-        Ended::Now => RefundOutcome::Released,
-        Ended::Already => RefundOutcome::AlreadyEnded,
+        Ended::Now => ReleaseOutcome::Released,
+        Ended::Already => ReleaseOutcome::AlreadyEnded,
     };
-    if outcome == RefundOutcome::Released && auction_needs_it {
+    if outcome == ReleaseOutcome::Released && auction_needs_it {
         let bidder: i64 =
             sqlx::query_scalar("SELECT user_id FROM holds WHERE id = $1").bind(hold_id).fetch_one(&mut *tx).await?;
         notifications::record(&mut tx, NotificationKind::Outbid, auction_id, bidder).await?;

@@ -1,0 +1,91 @@
+//! Running jobs: the apalis worker for one kind of job, and the same work run in-process for tests.
+
+use std::time::Duration;
+
+use apalis::layers::retry::backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
+use apalis::layers::retry::{BackoffRetryPolicy, HasherRng, RetryPolicy};
+use apalis::prelude::*;
+use sqlx::Connection;
+
+use super::{Job, JobContext, JobError, queues};
+use crate::outbox;
+
+/// How often idle workers look for new jobs (apalis otherwise polls only on its heartbeat).
+const POLL: Duration = Duration::from_millis(50);
+/// A job running longer than this is cut off and retried.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Adds to `monitor` a worker running `J` with `concurrency` jobs at once, restarted by the monitor
+/// whenever its stream fails.
+pub fn register<J: Job>(monitor: Monitor, ctx: &JobContext, concurrency: usize) -> Monitor {
+    let (ctx, name) = (ctx.clone(), worker_name(J::QUEUE));
+    monitor.register(move |_restarts: usize| {
+        let storage = queues::storage::<J>(ctx.redis.clone(), &ctx.prefix, J::QUEUE).poll_with_interval(POLL);
+        // Retry outermost, as in apalis' examples: each attempt gets its own span, and a panic or a
+        // timeout inside is one failed attempt.
+        WorkerBuilder::new(name.clone())
+            .backend(storage)
+            .retry(retry_policy())
+            .enable_tracing()
+            .catch_panic()
+            .timeout(TIMEOUT)
+            .concurrency(concurrency)
+            .data(ctx.clone())
+            .build(handle::<J>)
+    })
+}
+
+/// Runs one delivery of `job`: `Retry` errors go back to the retry layer and the queue, `Abandon`
+/// goes straight to the dead set.
+#[tracing::instrument(skip_all, fields(job = J::NAME, job.subject = job.subject()))]
+async fn handle<J: Job>(job: J, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+    match job.run(&ctx).await {
+        Ok(()) => Ok(()),
+        Err(JobError::Retry(reason)) => {
+            tracing::warn!(%reason, "job failed; it will be retried");
+            Err(reason.into())
+        }
+        Err(JobError::Abandon(reason)) => {
+            tracing::error!(%reason, "job failed for good; it goes to the dead set");
+            Err(AbortError::new(reason).into())
+        }
+    }
+}
+
+/// A name no other worker process uses: apalis refuses a name whose registration still looks alive.
+fn worker_name(queue: queues::Queue) -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into());
+    format!("{}-{host}-{}-{:08x}", queue.as_str(), std::process::id(), rand::random::<u32>())
+}
+
+/// Three quick retries (200 ms to 5 s apart) before the queue's own re-scheduling takes over.
+fn retry_policy() -> BackoffRetryPolicy<ExponentialBackoff> {
+    let backoff =
+        ExponentialBackoffMaker::new(Duration::from_millis(200), Duration::from_secs(5), 0.5, HasherRng::default())
+            .expect("the backoff bounds are valid")
+            .make_backoff();
+    RetryPolicy::retries(3).with_backoff(backoff)
+}
+
+/// Runs every recorded, unrelayed `J` in this process, as a worker would, marking the rows relayed;
+/// returns how many ran. Tests drain work with it deterministically.
+pub async fn run_recorded<J: Job>(ctx: &JobContext) -> Result<usize, JobError> {
+    let mut ran = 0;
+    loop {
+        let batch = {
+            let mut conn = ctx.pool.acquire().await?;
+            let mut tx = conn.begin().await?;
+            let batch = outbox::claim_unrelayed::<J>(&mut tx, 1_000).await?;
+            outbox::mark_relayed(&mut tx, &batch.iter().map(|(id, _)| *id).collect::<Vec<_>>()).await?;
+            tx.commit().await?;
+            batch
+        };
+        if batch.is_empty() {
+            return Ok(ran);
+        }
+        for (_, job) in batch {
+            job.run(ctx).await?;
+            ran += 1;
+        }
+    }
+}
