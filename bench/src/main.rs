@@ -7,7 +7,6 @@
 mod client;
 mod scenarios;
 mod seed;
-mod smtp_sink;
 mod sql_seed;
 mod stats;
 

@@ -2,15 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use neighborbid_testkit::db::{database_url, insert_user};
 use sqlx::PgPool;
-
-/// The database URL of this test's own database, for the scheduler process.
-async fn database_url(pool: &PgPool) -> String {
-    let name: String = sqlx::query_scalar("SELECT current_database()").fetch_one(pool).await.unwrap();
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for sqlx::test");
-    let (server, _) = base.rsplit_once('/').expect("DATABASE_URL names a database");
-    format!("{server}/{name}")
-}
 
 /// Killed when dropped, so a failing test leaves no process behind.
 struct Scheduler(std::process::Child);
@@ -24,12 +17,7 @@ impl Drop for Scheduler {
 
 #[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn auctions_close_while_redis_is_down(pool: PgPool) {
-    let seller: i64 = sqlx::query_scalar(
-        "INSERT INTO users (username, email, password_hash) VALUES ('seller', 'seller@example.com', 'x') RETURNING id",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let seller = insert_user(&mut pool.acquire().await.unwrap(), "seller").await.unwrap();
     let auction: i64 = sqlx::query_scalar(
         "INSERT INTO auctions (seller_id, title, description, category_id, region_id, national, condition, \
              shipping_payer, start_price, current_price, status, starts_at, ends_at, soft_close_seconds) \

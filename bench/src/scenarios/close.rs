@@ -4,8 +4,6 @@
 //! Everything is seeded with SQL in one transaction, then PostgreSQL is polled every 50 ms. Times are
 //! seconds after the shared `ends_at`, on the database's clock (the one the scheduler uses).
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,9 +11,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::smtp_sink::{self, Counts};
 use crate::sql_seed::{self, AuctionState};
 use crate::stats::{Check, all_pass, round};
+use neighborbid_testkit::smtp::{Inbox, spawn_smtp_sink_at};
 
 const AUCTIONS: i64 = 1_000;
 const BIDDERS: i64 = 50;
@@ -55,7 +53,10 @@ struct Seeded {
 pub async fn run(database_url: &str, smtp_listen: &str) -> anyhow::Result<Value> {
     let pool = sql_seed::connect(database_url).await?;
     let run_id = sql_seed::run_id();
-    let sink = smtp_sink::spawn(smtp_listen, format!("bench_{run_id}_")).await?;
+    let (_, sink) = spawn_smtp_sink_at(smtp_listen, Default::default())
+        .await
+        .with_context(|| format!("failed to listen for SMTP on {smtp_listen} (port in use?)"))?;
+    let marker = format!("bench_{run_id}_");
     eprintln!("SMTP sink listening on {smtp_listen}; seeding run {run_id}");
     let seeded = seed(&pool, run_id).await?;
     let lead = (seeded.ends_at - seeded.committed_at).as_seconds_f64();
@@ -99,8 +100,8 @@ pub async fn run(database_url: &str, smtp_listen: &str) -> anyhow::Result<Value>
         "smtp_sink": {
             "listen": smtp_listen,
             "messages_when_emailed": watched.sink_when_emailed,
-            "messages": sink.messages.load(Ordering::Relaxed),
-            "messages_to_this_run": sink.marked.load(Ordering::Relaxed),
+            "messages": sink.lock().expect("inbox lock").len(),
+            "messages_to_this_run": sink.lock().expect("inbox lock").iter().filter(|m| m.to.iter().any(|to| to.contains(&marker))).count(),
         },
         "checks": checks,
         "pass": all_pass(&checks),
@@ -162,7 +163,7 @@ struct Watched {
 }
 
 /// Polls every [`POLL`] until every email is sent or [`GIVE_UP_SECS`] after `ends_at`.
-async fn watch(pool: &PgPool, seeded: &Seeded, sink: &Arc<Counts>) -> anyhow::Result<Watched> {
+async fn watch(pool: &PgPool, seeded: &Seeded, sink: &Inbox) -> anyhow::Result<Watched> {
     let mut w = Watched {
         closed_secs: None,
         settled_secs: None,
@@ -189,7 +190,7 @@ async fn watch(pool: &PgPool, seeded: &Seeded, sink: &Arc<Counts>) -> anyhow::Re
             }
             if snap.emailed() {
                 w.emailed_secs = Some(secs);
-                w.sink_when_emailed = Some(sink.messages.load(Ordering::Relaxed));
+                w.sink_when_emailed = Some(sink.lock().expect("inbox lock").len() as u64);
                 eprintln!("{secs:>7.3} s: all {} notifications sent", snap.notifications);
                 w.last = snap;
                 return Ok(w);
@@ -204,7 +205,7 @@ async fn watch(pool: &PgPool, seeded: &Seeded, sink: &Arc<Counts>) -> anyhow::Re
                 snap.settled,
                 snap.sent,
                 snap.notifications,
-                sink.messages.load(Ordering::Relaxed)
+                sink.lock().expect("inbox lock").len()
             );
         }
         w.last = snap;

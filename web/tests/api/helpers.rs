@@ -181,16 +181,7 @@ impl TestApp {
         let mut conn = self.pool.acquire().await.unwrap();
         let mut users = Vec::with_capacity(n);
         for i in 0..n {
-            let id: i64 = sqlx::query_scalar(
-                "WITH u AS (INSERT INTO users (username, email, password_hash) \
-                            VALUES ($1, $1 || '@example.com', 'not-a-login-hash') RETURNING id), \
-                      a AS (INSERT INTO accounts (user_id, kind) SELECT id, k FROM u, unnest(ARRAY['available', 'held']) k) \
-                 SELECT id FROM u",
-            )
-            .bind(format!("{prefix}{i}"))
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
+            let id = neighborbid_testkit::db::insert_user(&mut conn, &format!("{prefix}{i}")).await.unwrap();
             let session =
                 neighborbid_shared::users::create_session(&mut conn, id, std::time::Duration::from_secs(3600))
                     .await

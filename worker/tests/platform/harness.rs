@@ -2,7 +2,6 @@
 //! database from `#[sqlx::test]`, the machine's Redis (queues under a prefix of the test's own) and
 //! an SMTP sink started by the test.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use neighborbid_scheduler::SchedulerOptions;
@@ -18,13 +17,14 @@ use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 
-use crate::smtp_sink::{Received, spawn_smtp_sink};
+use neighborbid_testkit::db::insert_user;
+use neighborbid_testkit::smtp::{Inbox, spawn_smtp_sink};
 
 pub struct Platform {
     pub pool: PgPool,
     pub prefix: String,
     pub smtp_port: u16,
-    pub inbox: Arc<Mutex<Vec<Received>>>,
+    pub inbox: Inbox,
     pub redis: ConnectionManager,
     stops: Vec<oneshot::Sender<()>>,
     running: Vec<tokio::task::JoinHandle<()>>,
@@ -42,7 +42,7 @@ impl Platform {
         Self::with_sink(pool, smtp_port, inbox).await
     }
 
-    pub async fn with_sink(pool: PgPool, smtp_port: u16, inbox: Arc<Mutex<Vec<Received>>>) -> Self {
+    pub async fn with_sink(pool: PgPool, smtp_port: u16, inbox: Inbox) -> Self {
         neighborbid_shared::telemetry::install_crypto_provider();
         let prefix = format!("test-{:016x}", rand::random::<u64>());
         let redis = redis::Client::open(redis_url()).unwrap().get_connection_manager().await.unwrap();
@@ -99,16 +99,7 @@ impl Platform {
         let mut conn = self.pool.acquire().await.unwrap();
         let mut ids = Vec::with_capacity(n);
         for i in 0..n {
-            let id: i64 = sqlx::query_scalar(
-                "WITH u AS (INSERT INTO users (username, email, password_hash) \
-                            VALUES ($1, $1 || '@example.com', 'not-a-login-hash') RETURNING id), \
-                      a AS (INSERT INTO accounts (user_id, kind) SELECT id, k FROM u, unnest(ARRAY['available', 'held']) k) \
-                 SELECT id FROM u",
-            )
-            .bind(format!("{prefix}{i}"))
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
+            let id = insert_user(&mut conn, &format!("{prefix}{i}")).await.unwrap();
             wallet::deposit(&mut conn, id, Krw::parse(10_000_000, "amount").unwrap()).await.unwrap();
             ids.push(id);
         }

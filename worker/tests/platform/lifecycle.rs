@@ -9,7 +9,8 @@ use neighborbid_shared::outbox;
 use sqlx::PgPool;
 
 use crate::harness::{Platform, fast_sweeps};
-use crate::smtp_sink::spawn_smtp_sink_with;
+use neighborbid_testkit::db::database_url;
+use neighborbid_testkit::smtp::spawn_smtp_sink_with;
 
 const EVERYTHING_DONE: &str = "SELECT NOT EXISTS (SELECT 1 FROM auctions WHERE status NOT IN ('settled', 'unsold', 'cancelled')) \
      AND NOT EXISTS (SELECT 1 FROM holds h JOIN auctions a ON a.id = h.auction_id WHERE h.status = 'open') \
@@ -196,14 +197,6 @@ async fn a_refused_email_goes_to_the_dead_set_and_an_operator_can_retry_it(pool:
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     platform.stop().await;
-}
-
-/// The database URL of this test's own database, for worker processes.
-async fn database_url(pool: &PgPool) -> String {
-    let name: String = sqlx::query_scalar("SELECT current_database()").fetch_one(pool).await.unwrap();
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for sqlx::test");
-    let (server, _) = base.rsplit_once('/').expect("DATABASE_URL names a database");
-    format!("{server}/{name}")
 }
 
 /// A `neighborbid-worker` process, killed when dropped so a failing test leaves none behind.

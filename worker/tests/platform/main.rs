@@ -2,4 +2,3 @@
 
 mod harness;
 mod lifecycle;
-mod smtp_sink;

@@ -1,10 +1,8 @@
-//! An in-process SMTP server for tests: it accepts (or, on request, refuses) mail and keeps every message in memory,
+//! An in-process SMTP server for tests and the benchmark: it accepts (or, on request, refuses) mail and keeps every message in memory,
 //! so the mail path is tested over a real socket with lettre's real client instead of a mock.
 //!
 //! It speaks just enough SMTP for lettre: EHLO/HELO, AUTH PLAIN (any credentials), MAIL, RCPT, DATA (with
 //! dot-unstuffing), RSET, NOOP and QUIT, one task per connection.
-
-#![allow(dead_code, reason = "shared test support: not every test uses every item")]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,15 +25,23 @@ pub struct Received {
     pub auth: Option<String>,
 }
 
+/// Every message received so far.
+pub type Inbox = Arc<Mutex<Vec<Received>>>;
+
 /// Starts an accepting sink on 127.0.0.1 and an ephemeral port; returns the port and the inbox.
-pub async fn spawn_smtp_sink() -> std::io::Result<(u16, Arc<Mutex<Vec<Received>>>)> {
+pub async fn spawn_smtp_sink() -> std::io::Result<(u16, Inbox)> {
     spawn_smtp_sink_with(Arc::new(AtomicBool::new(false))).await
 }
 
 /// Like [`spawn_smtp_sink`]; while `reject_rcpt` is set every RCPT TO gets `550 5.1.1 mailbox unavailable`, so a test can
 /// drive a permanent delivery failure. Nothing reaches the inbox then.
-pub async fn spawn_smtp_sink_with(reject_rcpt: Arc<AtomicBool>) -> std::io::Result<(u16, Arc<Mutex<Vec<Received>>>)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+pub async fn spawn_smtp_sink_with(reject_rcpt: Arc<AtomicBool>) -> std::io::Result<(u16, Inbox)> {
+    spawn_smtp_sink_at("127.0.0.1:0", reject_rcpt).await
+}
+
+/// Like [`spawn_smtp_sink_with`], listening on `addr` (the benchmark's fixed port).
+pub async fn spawn_smtp_sink_at(addr: &str, reject_rcpt: Arc<AtomicBool>) -> std::io::Result<(u16, Inbox)> {
+    let listener = TcpListener::bind(addr).await?;
     let port = listener.local_addr()?.port();
     let inbox = Arc::new(Mutex::new(Vec::new()));
     let accepted = Arc::clone(&inbox);
