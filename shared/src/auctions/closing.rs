@@ -7,6 +7,7 @@
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
+use super::Status;
 use crate::email::NotificationKind;
 use crate::events::{self, EventType, StoredEvent};
 use crate::jobs::release_hold::ReleaseHold;
@@ -35,7 +36,7 @@ pub struct Closed {
 #[derive(sqlx::FromRow)]
 struct Ended {
     id: i64,
-    status: String,
+    status: Status,
     seller_id: i64,
     winner_id: Option<i64>,
     current_price: i64,
@@ -73,7 +74,7 @@ pub async fn close_due(conn: &mut PgConnection, limit: i64) -> Result<Closed, sq
     .await?;
     let mut result = Closed { activated, ..Closed::default() };
     for auction in &ended {
-        if auction.status == "closed" {
+        if auction.status == Status::Closed {
             result.closed += 1;
             outbox::record(&mut tx, &SettleAuction { auction_id: auction.id }).await?;
             let data = json!({ "winner_id": auction.winner_id, "price": auction.current_price });

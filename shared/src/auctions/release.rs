@@ -3,6 +3,7 @@
 
 use sqlx::{Connection, PgConnection};
 
+use super::Status;
 use crate::email::NotificationKind;
 use crate::ledger::LedgerError;
 use crate::ledger::holds::{self, Ended};
@@ -27,7 +28,7 @@ pub enum ReleaseOutcome {
 #[tracing::instrument(skip_all, fields(hold.id = hold_id))]
 pub async fn release_outbid_hold(conn: &mut PgConnection, hold_id: i64) -> Result<ReleaseOutcome, LedgerError> {
     let mut tx = conn.begin().await?;
-    let auction: Option<(i64, Option<i64>, String)> = sqlx::query_as(
+    let auction: Option<(i64, Option<i64>, Status)> = sqlx::query_as(
         "SELECT a.id, a.leader_hold_id, a.status FROM auctions a \
          WHERE a.id = (SELECT auction_id FROM holds WHERE id = $1) FOR UPDATE",
     )
@@ -38,7 +39,7 @@ pub async fn release_outbid_hold(conn: &mut PgConnection, hold_id: i64) -> Resul
         tracing::warn!(hold.id = hold_id, "release of a hold that does not exist");
         return Ok(ReleaseOutcome::Missing);
     };
-    let auction_needs_it = matches!(status.as_str(), "scheduled" | "active" | "closed");
+    let auction_needs_it = matches!(status, Status::Scheduled | Status::Active | Status::Closed);
     if auction_needs_it && leader_hold_id == Some(hold_id) {
         return Ok(ReleaseOutcome::StillLeading);
     }

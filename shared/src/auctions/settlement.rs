@@ -4,6 +4,7 @@
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
+use super::Status;
 use crate::email::NotificationKind;
 use crate::events::{self, EventType, StoredEvent};
 use crate::jobs::release_hold::ReleaseHold;
@@ -26,7 +27,7 @@ pub enum SettleOutcome {
 /// How an auction ended, read under its row lock.
 #[derive(sqlx::FromRow)]
 struct Outcome {
-    status: String,
+    status: Status,
     seller_id: i64,
     winner_id: Option<i64>,
     leader_hold_id: Option<i64>,
@@ -54,7 +55,7 @@ pub async fn settle_auction(
         tracing::warn!(auction.id = auction_id, "settlement for an auction that does not exist");
         return Ok(SettleOutcome::Missing);
     };
-    let (Some(winner_id), Some(winning_hold), "closed") = (winner_id, leader_hold_id, status.as_str()) else {
+    let (Some(winner_id), Some(winning_hold), Status::Closed) = (winner_id, leader_hold_id, status) else {
         return Ok(SettleOutcome::NotClosed);
     };
     let losers: Vec<i64> =

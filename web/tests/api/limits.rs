@@ -75,6 +75,18 @@ async fn sign_ups_per_address_and_writes_per_user_are_limited(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn one_limit_holds_across_web_replicas(pool: PgPool) {
+    let prefix = format!("test-{:016x}", rand::random::<u64>());
+    let settings = [("RATE_LIMITS", "on"), ("RATE_LIMIT_LOGIN_IP", "2/min"), ("QUEUE_PREFIX", prefix.as_str())];
+    let first = TestApp::spawn_with(pool.clone(), &settings).await;
+    let second = TestApp::spawn_with(pool, &settings).await;
+    assert_eq!(login_from(&first, None, "minji").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(login_from(&second, None, "minji").await.status(), StatusCode::UNAUTHORIZED);
+    assert_throttled(login_from(&first, None, "minji").await).await;
+    assert_throttled(login_from(&second, None, "minji").await).await;
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn limits_still_hold_per_process_while_redis_is_down(pool: PgPool) {
     let app = TestApp::spawn_with(
         pool,
