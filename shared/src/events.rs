@@ -40,11 +40,10 @@ impl EventType {
 }
 
 /// An event as stored and as sent to watchers: `{"type", "auction_id", "seq", "at", "data"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
     /// `bid_placed`, `auction_extended`, `auction_closed`, …
     #[serde(rename = "type")]
-    #[sqlx(rename = "type")]
     pub kind: String,
     /// The auction.
     pub auction_id: i64,
@@ -65,18 +64,20 @@ pub async fn append(
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     let data: Vec<Value> = events.iter().map(|(_, d)| d.clone()).collect();
-    sqlx::query_as(
-        "WITH bumped AS (UPDATE auctions SET seq = seq + cardinality($2::text[]) WHERE id = $1 RETURNING seq), \
-         inserted AS ( \
-             INSERT INTO auction_events (auction_id, seq, type, data) \
-             SELECT $1, bumped.seq - cardinality($2::text[]) + e.n, e.type, e.data \
-             FROM bumped, unnest($2::text[], $3::jsonb[]) WITH ORDINALITY AS e(type, data, n) \
-             RETURNING type, auction_id, seq, at, data) \
-         SELECT type, auction_id, seq, at, data FROM inserted ORDER BY seq",
+    sqlx::query_as!(
+        StoredEvent,
+        r#"WITH bumped AS (UPDATE auctions SET seq = seq + cardinality($2::text[]) WHERE id = $1 RETURNING seq),
+         inserted AS (
+             INSERT INTO auction_events (auction_id, seq, type, data)
+             SELECT $1, bumped.seq - cardinality($2::text[]) + e.n, e.type, e.data
+             FROM bumped, unnest($2::text[], $3::jsonb[]) WITH ORDINALITY AS e(type, data, n)
+             RETURNING type, auction_id, seq, at, data)
+         SELECT type AS "kind!", auction_id AS "auction_id!", seq AS "seq!", at AS "at!", data AS "data!"
+         FROM inserted ORDER BY seq"#,
+        auction_id,
+        &types as &[&str],
+        &data,
     )
-    .bind(auction_id)
-    .bind(types)
-    .bind(data)
     .fetch_all(conn)
     .await
 }
@@ -88,12 +89,14 @@ pub async fn after(
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT type, auction_id, seq, at, data FROM auction_events WHERE auction_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    sqlx::query_as!(
+        StoredEvent,
+        r#"SELECT type AS kind, auction_id, seq, at, data FROM auction_events
+           WHERE auction_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"#,
+        auction_id,
+        after_seq,
+        limit,
     )
-    .bind(auction_id)
-    .bind(after_seq)
-    .bind(limit)
     .fetch_all(conn)
     .await
 }

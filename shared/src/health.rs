@@ -9,7 +9,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// PostgreSQL answers a trivial query.
 pub async fn check_postgres(pool: &PgPool) -> Result<(), String> {
-    let ping = sqlx::query("SELECT 1").execute(pool);
+    let ping = sqlx::query!("SELECT 1 AS one").fetch_one(pool);
     match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),

@@ -62,26 +62,27 @@ pub async fn claim<T: DeserializeOwned>(
         )
         .into());
     }
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        user_id,
+        key,
+        request_hash,
     )
-    .bind(user_id)
-    .bind(key)
-    .bind(request_hash)
     .execute(&mut *conn)
     .await?
     .rows_affected();
     if inserted == 1 {
         return Ok(Claim::New);
     }
-    let (stored_hash, response): (Vec<u8>, Option<serde_json::Value>) =
-        sqlx::query_as("SELECT request_hash, response FROM idempotency_keys WHERE user_id = $1 AND key = $2")
-            .bind(user_id)
-            .bind(key)
-            .fetch_one(&mut *conn)
-            .await?;
-    match response.map(serde_json::from_value::<T>) {
-        Some(Ok(result)) if stored_hash == request_hash => Ok(Claim::Replay(result)),
+    let stored = sqlx::query!(
+        "SELECT request_hash, response FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+        user_id,
+        key
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    match stored.response.map(serde_json::from_value::<T>) {
+        Some(Ok(result)) if stored.request_hash == request_hash => Ok(Claim::Replay(result)),
         _ => Err(IdempotencyError::Reused),
     }
 }
@@ -94,10 +95,7 @@ pub async fn complete(
     result: &impl Serialize,
 ) -> Result<(), sqlx::Error> {
     let response = serde_json::to_value(result).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE user_id = $1 AND key = $2")
-        .bind(user_id)
-        .bind(key)
-        .bind(response)
+    sqlx::query!("UPDATE idempotency_keys SET response = $3 WHERE user_id = $1 AND key = $2", user_id, key, response)
         .execute(conn)
         .await?;
     Ok(())

@@ -21,13 +21,13 @@ pub async fn record(
     auction_id: i64,
     recipient_id: i64,
 ) -> Result<(), sqlx::Error> {
-    let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO notifications (kind, auction_id, recipient_id) VALUES ($1, $2, $3) \
+    let id = sqlx::query_scalar!(
+        "INSERT INTO notifications (kind, auction_id, recipient_id) VALUES ($1, $2, $3)
          ON CONFLICT ON CONSTRAINT notifications_once DO NOTHING RETURNING id",
+        kind.as_str(),
+        auction_id,
+        recipient_id,
     )
-    .bind(kind.as_str())
-    .bind(auction_id)
-    .bind(recipient_id)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(notification_id) = id {
@@ -36,7 +36,7 @@ pub async fn record(
     Ok(())
 }
 
-#[derive(sqlx::FromRow)]
+/// A leased notification with what its email says.
 struct Row {
     id: i64,
     kind: String,
@@ -52,21 +52,22 @@ struct Row {
 /// Takes a sender's lease on an unsent notification and loads what its email says. `None` when it
 /// was sent already, or another delivery of the job is sending it right now.
 async fn lease(conn: &mut PgConnection, id: i64, lease_secs: i32) -> Result<Option<Notification>, sqlx::Error> {
-    let row: Option<Row> = sqlx::query_as(
-        "WITH leased AS ( \
-             UPDATE notifications SET sending_until = now() + make_interval(secs => $2), attempts = attempts + 1 \
-             WHERE id = $1 AND sent_at IS NULL AND (sending_until IS NULL OR sending_until < now()) \
-             RETURNING id, kind, auction_id, recipient_id) \
-         SELECT l.id, l.kind, l.auction_id, a.title, a.current_price AS price, \
-                r.username AS recipient_username, r.email AS recipient_email, \
-                c.username AS counterpart_username, c.email AS counterpart_email \
-         FROM leased l \
-         JOIN auctions a ON a.id = l.auction_id \
-         JOIN users r ON r.id = l.recipient_id \
-         LEFT JOIN users c ON c.id = CASE l.kind WHEN 'won' THEN a.seller_id WHEN 'sold' THEN a.winner_id END",
+    let row = sqlx::query_as!(
+        Row,
+        r#"WITH leased AS (
+             UPDATE notifications SET sending_until = now() + make_interval(secs => $2), attempts = attempts + 1
+             WHERE id = $1 AND sent_at IS NULL AND (sending_until IS NULL OR sending_until < now())
+             RETURNING id, kind, auction_id, recipient_id)
+         SELECT l.id AS "id!", l.kind AS "kind!", l.auction_id AS "auction_id!", a.title, a.current_price AS price,
+                r.username AS recipient_username, r.email AS recipient_email,
+                c.username AS "counterpart_username?", c.email AS "counterpart_email?"
+         FROM leased l
+         JOIN auctions a ON a.id = l.auction_id
+         JOIN users r ON r.id = l.recipient_id
+         LEFT JOIN users c ON c.id = CASE l.kind WHEN 'won' THEN a.seller_id WHEN 'sold' THEN a.winner_id END"#,
+        id,
+        f64::from(lease_secs),
     )
-    .bind(id)
-    .bind(lease_secs)
     .fetch_optional(conn)
     .await?;
     Ok(row.and_then(|r| {
@@ -87,8 +88,7 @@ async fn lease(conn: &mut PgConnection, id: i64, lease_secs: i32) -> Result<Opti
 
 /// Marks a leased notification sent.
 async fn mark_sent(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE notifications SET sent_at = now(), sending_until = NULL, last_error = NULL WHERE id = $1")
-        .bind(id)
+    sqlx::query!("UPDATE notifications SET sent_at = now(), sending_until = NULL, last_error = NULL WHERE id = $1", id)
         .execute(conn)
         .await?;
     Ok(())
@@ -96,11 +96,13 @@ async fn mark_sent(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error> 
 
 /// Gives the lease back after a failed attempt, noting why, so a retry may send it.
 async fn mark_failed(conn: &mut PgConnection, id: i64, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE notifications SET sending_until = NULL, last_error = $2 WHERE id = $1 AND sent_at IS NULL")
-        .bind(id)
-        .bind(error)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE notifications SET sending_until = NULL, last_error = $2 WHERE id = $1 AND sent_at IS NULL",
+        id,
+        error,
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -9,27 +9,27 @@ use crate::jobs::Job;
 /// Records `job` in the caller's transaction.
 pub async fn record<J: Job>(conn: &mut PgConnection, job: &J) -> Result<(), sqlx::Error> {
     let payload = serde_json::to_value(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query("INSERT INTO outbox (kind, payload) VALUES ($1, $2)").bind(J::NAME).bind(payload).execute(conn).await?;
+    sqlx::query!("INSERT INTO outbox (kind, payload) VALUES ($1, $2)", J::NAME, payload).execute(conn).await?;
     Ok(())
 }
 
 /// Up to `limit` recorded `J` jobs not yet relayed, oldest first, locked so that concurrent relays
 /// take different rows.
 pub async fn claim_unrelayed<J: Job>(conn: &mut PgConnection, limit: i64) -> Result<Vec<(i64, J)>, sqlx::Error> {
-    let rows: Vec<(i64, serde_json::Value)> = sqlx::query_as(
-        "SELECT id, payload FROM outbox WHERE relayed_at IS NULL AND kind = $1 ORDER BY id LIMIT $2 \
+    let rows = sqlx::query!(
+        "SELECT id, payload FROM outbox WHERE relayed_at IS NULL AND kind = $1 ORDER BY id LIMIT $2
          FOR UPDATE SKIP LOCKED",
+        J::NAME,
+        limit,
     )
-    .bind(J::NAME)
-    .bind(limit)
     .fetch_all(conn)
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, payload)| match serde_json::from_value(payload) {
-            Ok(job) => Some((id, job)),
+        .filter_map(|row| match serde_json::from_value(row.payload) {
+            Ok(job) => Some((row.id, job)),
             Err(err) => {
-                tracing::error!(outbox.id = id, job = J::NAME, error = %err, "unreadable outbox row");
+                tracing::error!(outbox.id = row.id, job = J::NAME, error = %err, "unreadable outbox row");
                 None
             }
         })
@@ -38,6 +38,6 @@ pub async fn claim_unrelayed<J: Job>(conn: &mut PgConnection, limit: i64) -> Res
 
 /// Marks outbox rows as handed to their queue.
 pub async fn mark_relayed(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET relayed_at = now() WHERE id = ANY($1)").bind(ids).execute(conn).await?;
+    sqlx::query!("UPDATE outbox SET relayed_at = now() WHERE id = ANY($1)", ids).execute(conn).await?;
     Ok(())
 }

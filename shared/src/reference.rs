@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 
 /// A city, district or neighbourhood.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Region {
     /// Stable identifier.
     pub id: i64,
@@ -17,7 +17,7 @@ pub struct Region {
 }
 
 /// A kind of item.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Category {
     /// Stable identifier.
     pub id: i64,
@@ -29,10 +29,10 @@ pub struct Category {
 
 /// Every region, parents before their children.
 pub async fn regions(conn: &mut PgConnection) -> Result<Vec<Region>, sqlx::Error> {
-    sqlx::query_as("SELECT id, name, parent_id, depth FROM regions ORDER BY path").fetch_all(conn).await
+    sqlx::query_as!(Region, "SELECT id, name, parent_id, depth FROM regions ORDER BY path").fetch_all(conn).await
 }
 
 /// Every category, by id.
 pub async fn categories(conn: &mut PgConnection) -> Result<Vec<Category>, sqlx::Error> {
-    sqlx::query_as("SELECT id, slug, name FROM categories ORDER BY id").fetch_all(conn).await
+    sqlx::query_as!(Category, "SELECT id, slug, name FROM categories ORDER BY id").fetch_all(conn).await
 }

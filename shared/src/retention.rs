@@ -29,32 +29,48 @@ fn secs(period: Duration) -> f64 {
     period.as_secs_f64()
 }
 
-async fn delete(conn: &mut PgConnection, sql: &'static str, older_than: Duration) -> Result<u64, sqlx::Error> {
-    let mut total = 0;
-    loop {
-        let deleted = sqlx::query(sql).bind(secs(older_than)).bind(BATCH).execute(&mut *conn).await?.rows_affected();
-        total += deleted;
-        if deleted < BATCH as u64 {
-            return Ok(total);
+/// Deletes the rows `$sql` selects (`$1`: their age in seconds, `$2`: the batch size) a batch at a
+/// time until a short batch comes back; evaluates to how many went. A macro so that each statement
+/// stays a literal the compiler checks against the schema.
+macro_rules! delete_in_batches {
+    ($conn:expr, $sql:literal, $older_than:expr) => {{
+        let mut total = 0;
+        loop {
+            let deleted = sqlx::query!($sql, secs($older_than), BATCH).execute(&mut *$conn).await?.rows_affected();
+            total += deleted;
+            if deleted < BATCH as u64 {
+                break total;
+            }
         }
-    }
+    }};
 }
-
-const OUTBOX: &str = "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
-     WHERE relayed_at < now() - make_interval(secs => $1) LIMIT $2)";
-const IDEMPOTENCY_KEYS: &str = "DELETE FROM idempotency_keys WHERE (user_id, key) IN \
-     (SELECT user_id, key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)";
-const SESSIONS: &str = "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
-     WHERE least(expires_at, coalesce(revoked_at, 'infinity')) < now() - make_interval(secs => $1) LIMIT $2)";
-const SENT_EMAILS: &str = "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications \
-     WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2)";
 
 /// Deletes everything past its retention period, a batch at a time.
 pub async fn prune(conn: &mut PgConnection, retention: &Retention) -> Result<Pruned, sqlx::Error> {
     Ok(Pruned {
-        outbox: delete(conn, OUTBOX, retention.outbox).await?,
-        idempotency_keys: delete(conn, IDEMPOTENCY_KEYS, retention.idempotency_keys).await?,
-        sessions: delete(conn, SESSIONS, retention.ended_sessions).await?,
-        sent_emails: delete(conn, SENT_EMAILS, retention.sent_emails).await?,
+        outbox: delete_in_batches!(
+            conn,
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+             WHERE relayed_at < now() - make_interval(secs => $1) LIMIT $2)",
+            retention.outbox
+        ),
+        idempotency_keys: delete_in_batches!(
+            conn,
+            "DELETE FROM idempotency_keys WHERE (user_id, key) IN (SELECT user_id, key FROM idempotency_keys
+             WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)",
+            retention.idempotency_keys
+        ),
+        sessions: delete_in_batches!(
+            conn,
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions
+             WHERE least(expires_at, coalesce(revoked_at, 'infinity')) < now() - make_interval(secs => $1) LIMIT $2)",
+            retention.ended_sessions
+        ),
+        sent_emails: delete_in_batches!(
+            conn,
+            "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications
+             WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2)",
+            retention.sent_emails
+        ),
     })
 }

@@ -98,10 +98,11 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<()> {
         return Ok(());
     }
     let sellers: Vec<i64> = user_ids.iter().map(|(id, _)| *id).collect();
-    let open: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM auctions WHERE seller_id = ANY($1) AND status IN ('scheduled', 'active') AND ends_at > now()",
+    let open = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "open!" FROM auctions
+           WHERE seller_id = ANY($1) AND status IN ('scheduled', 'active') AND ends_at > now()"#,
+        &sellers,
     )
-    .bind(&sellers)
     .fetch_one(&mut *conn)
     .await?;
     if open > 0 {
@@ -118,10 +119,13 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<()> {
 /// The demo users that exist, with their home regions, in [`DEMO_USERS`] order; empty when none do.
 async fn existing_demo_users(conn: &mut sqlx::PgConnection) -> anyhow::Result<Vec<(i64, i64)>> {
     let names: Vec<&str> = DEMO_USERS.iter().map(|(name, _, _)| *name).collect();
-    let found: Vec<(String, i64)> = sqlx::query_as("SELECT username, id FROM users WHERE username = ANY($1)")
-        .bind(&names)
-        .fetch_all(&mut *conn)
-        .await?;
+    let found: Vec<(String, i64)> =
+        sqlx::query!("SELECT username, id FROM users WHERE username = ANY($1)", &names as &[&str])
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|row| (row.username, row.id))
+            .collect();
     if found.is_empty() {
         return Ok(Vec::new());
     }

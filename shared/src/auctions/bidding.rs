@@ -25,7 +25,7 @@ use crate::outbox;
 const MAX_ATTEMPTS: u32 = 5;
 
 /// An accepted bid.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bid {
     pub id: i64,
     pub auction_id: i64,
@@ -88,7 +88,6 @@ struct Locked {
     now: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
 struct LockedRow {
     status: Status,
     seller_id: i64,
@@ -109,16 +108,17 @@ struct LockedRow {
 
 /// Locks the auction row (and reads the actor's account ids, which never change).
 async fn lock_auction(conn: &mut PgConnection, auction_id: i64, actor_id: i64) -> Result<Locked, AuctionError> {
-    let row: LockedRow = sqlx::query_as(
-        "SELECT a.status, a.seller_id, a.start_price, a.current_price, a.bid_count, a.bid_increment, a.buy_now_price, \
-                a.leader_id, a.leader_hold_id, a.starts_at, a.ends_at, a.soft_close_seconds, \
-                clock_timestamp() AS now, \
-                (SELECT id FROM accounts WHERE user_id = $2 AND kind = 'available') AS available_account, \
-                (SELECT id FROM accounts WHERE user_id = $2 AND kind = 'held') AS held_account \
-         FROM auctions a WHERE a.id = $1 FOR UPDATE",
+    let row = sqlx::query_as!(
+        LockedRow,
+        r#"SELECT a.status AS "status: Status", a.seller_id, a.start_price, a.current_price, a.bid_count,
+                  a.bid_increment, a.buy_now_price, a.leader_id, a.leader_hold_id, a.starts_at, a.ends_at,
+                  a.soft_close_seconds, clock_timestamp() AS "now!",
+                  (SELECT id FROM accounts WHERE user_id = $2 AND kind = 'available') AS "available_account: AccountId",
+                  (SELECT id FROM accounts WHERE user_id = $2 AND kind = 'held') AS "held_account: AccountId"
+           FROM auctions a WHERE a.id = $1 FOR UPDATE"#,
+        auction_id,
+        actor_id,
     )
-    .bind(auction_id)
-    .bind(actor_id)
     .fetch_optional(conn)
     .await?
     .ok_or(AuctionError::NotFound)?;
@@ -152,15 +152,16 @@ async fn insert_bid(
     amount: i64,
     buy_now: bool,
 ) -> Result<Bid, sqlx::Error> {
-    sqlx::query_as(
-        "INSERT INTO bids (auction_id, bidder_id, amount, buy_now) VALUES ($1, $2, $3, $4) \
-         RETURNING id, auction_id, bidder_id, (SELECT username FROM users WHERE id = $2) AS bidder_username, \
-                   amount, buy_now, created_at",
+    sqlx::query_as!(
+        Bid,
+        r#"INSERT INTO bids (auction_id, bidder_id, amount, buy_now) VALUES ($1, $2, $3, $4)
+           RETURNING id, auction_id, bidder_id, (SELECT username FROM users WHERE id = $2) AS "bidder_username!",
+                     amount, buy_now, created_at"#,
+        auction_id,
+        bidder_id,
+        amount,
+        buy_now,
     )
-    .bind(auction_id)
-    .bind(bidder_id)
-    .bind(amount)
-    .bind(buy_now)
     .fetch_one(conn)
     .await
 }
@@ -244,13 +245,15 @@ pub async fn place_bid(
 /// busy auction most losing bids end here, so they do not slow the winning ones. (With an
 /// Idempotency-Key the full path runs, so a repeat still gets its first result.)
 async fn refuse_early_if_too_low(pool: &PgPool, auction_id: i64, amount: Krw) -> Result<(), AuctionError> {
-    let snapshot: Option<(i64, i32, i64, Option<i64>)> =
-        sqlx::query_as("SELECT start_price, bid_count, current_price, bid_increment FROM auctions WHERE id = $1")
-            .bind(auction_id)
-            .fetch_optional(pool)
-            .await?;
-    let (start_price, bid_count, current_price, bid_increment) = snapshot.ok_or(AuctionError::NotFound)?;
-    let minimum = rules::min_next_bid(start_price, bid_count, current_price, bid_increment);
+    let snapshot = sqlx::query!(
+        "SELECT start_price, bid_count, current_price, bid_increment FROM auctions WHERE id = $1",
+        auction_id
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or(AuctionError::NotFound)?;
+    let minimum =
+        rules::min_next_bid(snapshot.start_price, snapshot.bid_count, snapshot.current_price, snapshot.bid_increment);
     if amount.get() < minimum {
         return Err(rules::Refusal::TooLow { minimum }.into());
     }
@@ -272,16 +275,16 @@ async fn place_bid_once(
     let accepted = rules::check_bid(&locked.state, bidder_id, amount.get(), locked.now)?;
     let bid = insert_bid(conn, auction_id, bidder_id, amount.get(), false).await?;
     let hold = take_the_lead(conn, &locked, &bid).await?;
-    sqlx::query(
-        "UPDATE auctions SET current_price = $2, leader_id = $3, leader_hold_id = $4, \
-                     bid_count = bid_count + 1, status = 'active', ends_at = coalesce($5, ends_at) \
-                 WHERE id = $1",
+    sqlx::query!(
+        "UPDATE auctions SET current_price = $2, leader_id = $3, leader_hold_id = $4,
+                             bid_count = bid_count + 1, status = 'active', ends_at = coalesce($5, ends_at)
+         WHERE id = $1",
+        auction_id,
+        amount.get(),
+        bidder_id,
+        hold.id,
+        accepted.extended_to,
     )
-    .bind(auction_id)
-    .bind(amount.get())
-    .bind(bidder_id)
-    .bind(hold.id)
-    .bind(accepted.extended_to)
     .execute(&mut *conn)
     .await?;
     let after = AuctionState {
@@ -328,16 +331,16 @@ async fn buy_now_once(
     let price = rules::check_buy_now(&locked.state, buyer_id, locked.now)?;
     let bid = insert_bid(conn, auction_id, buyer_id, price, true).await?;
     let hold = take_the_lead(conn, &locked, &bid).await?;
-    sqlx::query(
-        "UPDATE auctions SET current_price = $2, leader_id = $3, leader_hold_id = $4, winner_id = $3, \
-                     bid_count = bid_count + 1, status = 'closed', ended_at = $5 \
-                 WHERE id = $1",
+    sqlx::query!(
+        "UPDATE auctions SET current_price = $2, leader_id = $3, leader_hold_id = $4, winner_id = $3,
+                             bid_count = bid_count + 1, status = 'closed', ended_at = $5
+         WHERE id = $1",
+        auction_id,
+        price,
+        buyer_id,
+        hold.id,
+        locked.now,
     )
-    .bind(auction_id)
-    .bind(price)
-    .bind(buyer_id)
-    .bind(hold.id)
-    .bind(locked.now)
     .execute(&mut *conn)
     .await?;
     outbox::record(conn, &SettleAuction { auction_id }).await?;
@@ -385,9 +388,7 @@ async fn cancel_once(conn: &mut PgConnection, auction_id: i64, seller_id: i64) -
     if !still_open {
         return Err(rules::Refusal::NotActive.into());
     }
-    sqlx::query("UPDATE auctions SET status = 'cancelled', ended_at = $2 WHERE id = $1")
-        .bind(auction_id)
-        .bind(locked.now)
+    sqlx::query!("UPDATE auctions SET status = 'cancelled', ended_at = $2 WHERE id = $1", auction_id, locked.now)
         .execute(&mut *conn)
         .await?;
     let events = events::append(conn, auction_id, &[(EventType::AuctionCancelled, json!({}))]).await?;

@@ -33,7 +33,7 @@ pub struct Closed {
     pub events: Vec<StoredEvent>,
 }
 
-#[derive(sqlx::FromRow)]
+/// An auction this pass ended.
 struct Ended {
     id: i64,
     status: Status,
@@ -46,30 +46,32 @@ struct Ended {
 #[tracing::instrument(skip_all)]
 pub async fn close_due(conn: &mut PgConnection, limit: i64) -> Result<Closed, sqlx::Error> {
     let mut tx = conn.begin().await?;
-    let locked: bool =
-        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)").bind(CLOSER_LOCK).fetch_one(&mut *tx).await?;
+    let locked: bool = sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#, CLOSER_LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
     if !locked {
         return Ok(Closed { skipped: true, ..Closed::default() });
     }
     let activated =
-        sqlx::query("UPDATE auctions SET status = 'active' WHERE status = 'scheduled' AND starts_at <= now()")
+        sqlx::query!("UPDATE auctions SET status = 'active' WHERE status = 'scheduled' AND starts_at <= now()")
             .execute(&mut *tx)
             .await?
             .rows_affected();
-    let ended: Vec<Ended> = sqlx::query_as(
-        "UPDATE auctions a SET \
-             status = CASE WHEN a.leader_id IS NOT NULL \
-                            AND (a.reserve_price IS NULL OR a.current_price >= a.reserve_price) \
-                           THEN 'closed' ELSE 'unsold' END, \
-             winner_id = CASE WHEN a.reserve_price IS NULL OR a.current_price >= a.reserve_price \
-                              THEN a.leader_id END, \
-             ended_at = now() \
-         WHERE a.id IN (SELECT id FROM auctions WHERE status = 'active' AND ends_at <= now() \
-                        ORDER BY ends_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
-           AND a.status = 'active' AND a.ends_at <= now() \
-         RETURNING a.id, a.status, a.seller_id, a.winner_id, a.current_price",
+    let ended = sqlx::query_as!(
+        Ended,
+        r#"UPDATE auctions a SET
+             status = CASE WHEN a.leader_id IS NOT NULL
+                            AND (a.reserve_price IS NULL OR a.current_price >= a.reserve_price)
+                           THEN 'closed' ELSE 'unsold' END,
+             winner_id = CASE WHEN a.reserve_price IS NULL OR a.current_price >= a.reserve_price
+                              THEN a.leader_id END,
+             ended_at = now()
+         WHERE a.id IN (SELECT id FROM auctions WHERE status = 'active' AND ends_at <= now()
+                        ORDER BY ends_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+           AND a.status = 'active' AND a.ends_at <= now()
+         RETURNING a.id, a.status AS "status: Status", a.seller_id, a.winner_id, a.current_price"#,
+        limit,
     )
-    .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
     let mut result = Closed { activated, ..Closed::default() };
@@ -81,10 +83,10 @@ pub async fn close_due(conn: &mut PgConnection, limit: i64) -> Result<Closed, sq
             result.events.extend(events::append(&mut tx, auction.id, &[(EventType::AuctionClosed, data)]).await?);
         } else {
             result.unsold += 1;
-            let holds: Vec<i64> = sqlx::query_scalar("SELECT id FROM holds WHERE auction_id = $1 AND status = 'open'")
-                .bind(auction.id)
-                .fetch_all(&mut *tx)
-                .await?;
+            let holds =
+                sqlx::query_scalar!("SELECT id FROM holds WHERE auction_id = $1 AND status = 'open'", auction.id)
+                    .fetch_all(&mut *tx)
+                    .await?;
             for hold_id in holds {
                 outbox::record(&mut tx, &ReleaseHold { hold_id }).await?;
             }

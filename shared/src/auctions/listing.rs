@@ -82,6 +82,7 @@ macro_rules! list_sql {
     };
 }
 
+// Not checked macros: one statement per sort order, assembled from the shared filters by `list_sql!`.
 fn sql(sort: Sort) -> &'static str {
     match sort {
         Sort::EndingSoon => list_sql!("(a.ends_at, a.id) > ($13, $11)", "a.ends_at, a.id"),
@@ -148,21 +149,22 @@ pub async fn bids(
     cursor: Option<Cursor>,
     limit: u8,
 ) -> Result<Option<(Vec<Bid>, Option<Cursor>)>, sqlx::Error> {
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM auctions WHERE id = $1)")
-        .bind(auction_id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let exists =
+        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM auctions WHERE id = $1) AS "exists!""#, auction_id)
+            .fetch_one(&mut *conn)
+            .await?;
     if !exists {
         return Ok(None);
     }
-    let items: Vec<Bid> = sqlx::query_as(
-        "SELECT b.id, b.auction_id, b.bidder_id, u.username AS bidder_username, b.amount, b.buy_now, b.created_at \
-         FROM bids b JOIN users u ON u.id = b.bidder_id \
+    let items = sqlx::query_as!(
+        Bid,
+        "SELECT b.id, b.auction_id, b.bidder_id, u.username AS bidder_username, b.amount, b.buy_now, b.created_at
+         FROM bids b JOIN users u ON u.id = b.bidder_id
          WHERE b.auction_id = $1 AND ($2::bigint IS NULL OR b.id < $2) ORDER BY b.id DESC LIMIT $3",
+        auction_id,
+        cursor.map(Cursor::id),
+        i64::from(limit) + 1,
     )
-    .bind(auction_id)
-    .bind(cursor.map(Cursor::id))
-    .bind(i64::from(limit) + 1)
     .fetch_all(conn)
     .await?;
     Ok(Some(next_page(items, limit, |bid| Cursor::for_id(bid.id))))

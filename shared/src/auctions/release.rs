@@ -28,14 +28,14 @@ pub enum ReleaseOutcome {
 #[tracing::instrument(skip_all, fields(hold.id = hold_id))]
 pub async fn release_outbid_hold(conn: &mut PgConnection, hold_id: i64) -> Result<ReleaseOutcome, LedgerError> {
     let mut tx = conn.begin().await?;
-    let auction: Option<(i64, Option<i64>, Status)> = sqlx::query_as(
-        "SELECT a.id, a.leader_hold_id, a.status FROM auctions a \
-         WHERE a.id = (SELECT auction_id FROM holds WHERE id = $1) FOR UPDATE",
+    let auction = sqlx::query!(
+        r#"SELECT a.id, a.leader_hold_id, a.status AS "status: Status" FROM auctions a
+           WHERE a.id = (SELECT auction_id FROM holds WHERE id = $1) FOR UPDATE"#,
+        hold_id,
     )
-    .bind(hold_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((auction_id, leader_hold_id, status)) = auction else {
+    let Some((auction_id, leader_hold_id, status)) = auction.map(|a| (a.id, a.leader_hold_id, a.status)) else {
         tracing::warn!(hold.id = hold_id, "release of a hold that does not exist");
         return Ok(ReleaseOutcome::Missing);
     };
@@ -49,7 +49,7 @@ pub async fn release_outbid_hold(conn: &mut PgConnection, hold_id: i64) -> Resul
     };
     if outcome == ReleaseOutcome::Released && auction_needs_it {
         let bidder: i64 =
-            sqlx::query_scalar("SELECT user_id FROM holds WHERE id = $1").bind(hold_id).fetch_one(&mut *tx).await?;
+            sqlx::query_scalar!("SELECT user_id FROM holds WHERE id = $1", hold_id).fetch_one(&mut *tx).await?;
         notifications::record(&mut tx, NotificationKind::Outbid, auction_id, bidder).await?;
     }
     tx.commit().await?;

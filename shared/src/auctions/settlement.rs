@@ -25,7 +25,6 @@ pub enum SettleOutcome {
 }
 
 /// How an auction ended, read under its row lock.
-#[derive(sqlx::FromRow)]
 struct Outcome {
     status: Status,
     seller_id: i64,
@@ -45,10 +44,12 @@ pub async fn settle_auction(
     fee_bps: u16,
 ) -> Result<SettleOutcome, LedgerError> {
     let mut tx = conn.begin().await?;
-    let row: Option<Outcome> = sqlx::query_as(
-        "SELECT status, seller_id, winner_id, leader_hold_id, current_price AS price FROM auctions WHERE id = $1 FOR UPDATE",
+    let row = sqlx::query_as!(
+        Outcome,
+        r#"SELECT status AS "status: Status", seller_id, winner_id, leader_hold_id, current_price AS price
+           FROM auctions WHERE id = $1 FOR UPDATE"#,
+        auction_id,
     )
-    .bind(auction_id)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(Outcome { status, seller_id, winner_id, leader_hold_id, price }) = row else {
@@ -58,16 +59,17 @@ pub async fn settle_auction(
     let (Some(winner_id), Some(winning_hold), Status::Closed) = (winner_id, leader_hold_id, status) else {
         return Ok(SettleOutcome::NotClosed);
     };
-    let losers: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM holds WHERE auction_id = $1 AND status = 'open' AND id <> $2")
-            .bind(auction_id)
-            .bind(winning_hold)
-            .fetch_all(&mut *tx)
-            .await?;
+    let losers: Vec<i64> = sqlx::query_scalar!(
+        "SELECT id FROM holds WHERE auction_id = $1 AND status = 'open' AND id <> $2",
+        auction_id,
+        winning_hold
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     for hold_id in losers {
         outbox::record(&mut tx, &ReleaseHold { hold_id }).await?;
     }
-    sqlx::query("UPDATE auctions SET status = 'settled' WHERE id = $1").bind(auction_id).execute(&mut *tx).await?;
+    sqlx::query!("UPDATE auctions SET status = 'settled' WHERE id = $1", auction_id).execute(&mut *tx).await?;
     let settled = json!({ "winner_id": winner_id, "price": price });
     let events = events::append(&mut tx, auction_id, &[(EventType::AuctionSettled, settled)]).await?;
     notifications::record(&mut tx, NotificationKind::Won, auction_id, winner_id).await?;

@@ -94,38 +94,38 @@ pub async fn create(
 ) -> Result<Auction, AuctionError> {
     let mut tx = conn.begin().await?;
     // The seller's row lock makes count-then-insert safe against the seller's own concurrent creates.
-    let open: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM auctions WHERE seller_id = (SELECT id FROM users WHERE id = $1 FOR UPDATE) \
-           AND status IN ('scheduled', 'active')",
+    let open = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "open!" FROM auctions WHERE seller_id = (SELECT id FROM users WHERE id = $1 FOR UPDATE)
+             AND status IN ('scheduled', 'active')"#,
+        seller_id,
     )
-    .bind(seller_id)
     .fetch_one(&mut *tx)
     .await?;
     if open >= max_open {
         return Err(AuctionError::TooManyOpen { max: max_open });
     }
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO auctions (seller_id, title, description, category_id, region_id, national, condition, \
-             shipping_payer, start_price, buy_now_price, reserve_price, bid_increment, current_price, status, \
-             starts_at, ends_at, soft_close_seconds) \
+    let id = sqlx::query_scalar!(
+        "INSERT INTO auctions (seller_id, title, description, category_id, region_id, national, condition,
+             shipping_payer, start_price, buy_now_price, reserve_price, bid_increment, current_price, status,
+             starts_at, ends_at, soft_close_seconds)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $9, $13, $14, $15, $16) RETURNING id",
+        seller_id,
+        &new.title,
+        &new.description,
+        new.category_id,
+        new.region_id,
+        new.national,
+        new.condition as Condition,
+        new.shipping_payer as ShippingPayer,
+        new.start_price.get(),
+        new.buy_now_price.map(|p| p.get()),
+        new.reserve_price.map(|p| p.get()),
+        new.bid_increment.map(|p| p.get()),
+        new.status as Status,
+        new.starts_at,
+        new.ends_at,
+        new.soft_close_seconds,
     )
-    .bind(seller_id)
-    .bind(&new.title)
-    .bind(&new.description)
-    .bind(new.category_id)
-    .bind(new.region_id)
-    .bind(new.national)
-    .bind(new.condition)
-    .bind(new.shipping_payer)
-    .bind(new.start_price.get())
-    .bind(new.buy_now_price.map(|p| p.get()))
-    .bind(new.reserve_price.map(|p| p.get()))
-    .bind(new.bid_increment.map(|p| p.get()))
-    .bind(new.status)
-    .bind(new.starts_at)
-    .bind(new.ends_at)
-    .bind(new.soft_close_seconds)
     .fetch_one(&mut *tx)
     .await
     .map_err(|err| {
@@ -144,5 +144,6 @@ pub async fn create(
 
 /// The auction with this id.
 pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<Auction>, sqlx::Error> {
+    // Not a checked macro: the SELECT is shared with the list's dynamic statements (`auction_select!`).
     sqlx::query_as(concat!(auction_select!(), " WHERE a.id = $1")).bind(id).fetch_optional(conn).await
 }

@@ -8,16 +8,17 @@ use crate::db::violates;
 /// Adds the auction to the user's watchlist; watching twice is the same as once.
 pub async fn watch(conn: &mut PgConnection, user_id: i64, auction_id: i64) -> Result<(), AuctionError> {
     let mut tx = conn.begin().await?;
-    let added = sqlx::query("INSERT INTO watches (user_id, auction_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(user_id)
-        .bind(auction_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|err| if violates(&err, "watches_auction_id_fkey") { AuctionError::NotFound } else { err.into() })?
-        .rows_affected();
+    let added = sqlx::query!(
+        "INSERT INTO watches (user_id, auction_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        user_id,
+        auction_id,
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|err| if violates(&err, "watches_auction_id_fkey") { AuctionError::NotFound } else { err.into() })?
+    .rows_affected();
     if added == 1 {
-        sqlx::query("UPDATE auctions SET watchers_count = watchers_count + 1 WHERE id = $1")
-            .bind(auction_id)
+        sqlx::query!("UPDATE auctions SET watchers_count = watchers_count + 1 WHERE id = $1", auction_id)
             .execute(&mut *tx)
             .await?;
     }
@@ -28,22 +29,19 @@ pub async fn watch(conn: &mut PgConnection, user_id: i64, auction_id: i64) -> Re
 /// Removes the auction from the user's watchlist; unwatching an unwatched auction does nothing.
 pub async fn unwatch(conn: &mut PgConnection, user_id: i64, auction_id: i64) -> Result<(), AuctionError> {
     let mut tx = conn.begin().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM auctions WHERE id = $1)")
-        .bind(auction_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let exists =
+        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM auctions WHERE id = $1) AS "exists!""#, auction_id)
+            .fetch_one(&mut *tx)
+            .await?;
     if !exists {
         return Err(AuctionError::NotFound);
     }
-    let removed = sqlx::query("DELETE FROM watches WHERE user_id = $1 AND auction_id = $2")
-        .bind(user_id)
-        .bind(auction_id)
+    let removed = sqlx::query!("DELETE FROM watches WHERE user_id = $1 AND auction_id = $2", user_id, auction_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
     if removed == 1 {
-        sqlx::query("UPDATE auctions SET watchers_count = watchers_count - 1 WHERE id = $1")
-            .bind(auction_id)
+        sqlx::query!("UPDATE auctions SET watchers_count = watchers_count - 1 WHERE id = $1", auction_id)
             .execute(&mut *tx)
             .await?;
     }

@@ -21,6 +21,7 @@ pub async fn sweep(conn: &mut PgConnection, grace_secs: i32) -> Result<Swept, sq
     let mut tx = conn.begin().await?;
     let mut swept = Swept::new();
     for kind in JOBS {
+        // Not a checked macro: each job declares its own statement; the registry hands them over here.
         let recorded = sqlx::query(kind.overdue()).bind(grace_secs).execute(&mut *tx).await?.rows_affected();
         if recorded > 0 {
             swept.push((kind.name(), recorded));

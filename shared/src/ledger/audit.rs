@@ -54,7 +54,6 @@ pub struct AuditReport {
 }
 
 /// A hold with what its transfers put in and took out.
-#[derive(sqlx::FromRow)]
 struct HoldTally {
     hold_id: i64,
     status: String,
@@ -75,19 +74,19 @@ fn violation(kind: &'static str, message: String) -> Violation {
 /// hold's transfers match its state, and none is both released and captured; no balance is negative.
 pub async fn audit(conn: &mut PgConnection) -> Result<AuditReport, sqlx::Error> {
     let mut tx = conn.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
+    sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
     let mut violations = Vec::new();
 
-    let mismatched: Vec<(i64, i64, String)> = sqlx::query_as(
-        "SELECT a.id, a.balance, (coalesce(i.total, 0) - coalesce(o.total, 0))::text \
-         FROM accounts a \
-         LEFT JOIN (SELECT to_account, sum(amount) AS total FROM transfers GROUP BY to_account) i ON i.to_account = a.id \
-         LEFT JOIN (SELECT from_account, sum(amount) AS total FROM transfers GROUP BY from_account) o ON o.from_account = a.id \
-         WHERE a.balance <> coalesce(i.total, 0) - coalesce(o.total, 0)",
+    let mismatched = sqlx::query!(
+        r#"SELECT a.id, a.balance, (coalesce(i.total, 0) - coalesce(o.total, 0))::text AS "derived!"
+           FROM accounts a
+           LEFT JOIN (SELECT to_account, sum(amount) AS total FROM transfers GROUP BY to_account) i ON i.to_account = a.id
+           LEFT JOIN (SELECT from_account, sum(amount) AS total FROM transfers GROUP BY from_account) o ON o.from_account = a.id
+           WHERE a.balance <> coalesce(i.total, 0) - coalesce(o.total, 0)"#,
     )
     .fetch_all(&mut *tx)
     .await?;
-    for (account_id, cached, derived) in mismatched {
+    for (account_id, cached, derived) in mismatched.into_iter().map(|r| (r.id, r.balance, r.derived)) {
         violations.push(Violation {
             account_id: Some(account_id),
             ..violation(
@@ -97,26 +96,25 @@ pub async fn audit(conn: &mut PgConnection) -> Result<AuditReport, sqlx::Error> 
         });
     }
 
-    let negative: Vec<(i64, i64)> =
-        sqlx::query_as("SELECT id, balance FROM accounts WHERE balance < 0 AND kind <> 'external'")
-            .fetch_all(&mut *tx)
-            .await?;
-    for (account_id, balance) in negative {
+    let negative = sqlx::query!("SELECT id, balance FROM accounts WHERE balance < 0 AND kind <> 'external'")
+        .fetch_all(&mut *tx)
+        .await?;
+    for (account_id, balance) in negative.into_iter().map(|r| (r.id, r.balance)) {
         violations.push(Violation {
             account_id: Some(account_id),
             ..violation("negative_balance", format!("account {account_id} has balance {balance}"))
         });
     }
 
-    let held_mismatch: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT a.user_id, a.balance, coalesce(h.total, 0)::bigint FROM accounts a \
-         LEFT JOIN (SELECT user_id, sum(amount) AS total FROM holds WHERE status = 'open' GROUP BY user_id) h \
-           ON h.user_id = a.user_id \
-         WHERE a.kind = 'held' AND a.balance <> coalesce(h.total, 0)",
+    let held_mismatch = sqlx::query!(
+        r#"SELECT a.user_id AS "user_id!", a.balance, coalesce(h.total, 0)::bigint AS "open!" FROM accounts a
+           LEFT JOIN (SELECT user_id, sum(amount) AS total FROM holds WHERE status = 'open' GROUP BY user_id) h
+             ON h.user_id = a.user_id
+           WHERE a.kind = 'held' AND a.balance <> coalesce(h.total, 0)"#,
     )
     .fetch_all(&mut *tx)
     .await?;
-    for (user_id, held, open) in held_mismatch {
+    for (user_id, held, open) in held_mismatch.into_iter().map(|r| (r.user_id, r.balance, r.open)) {
         violations.push(Violation {
             user_id: Some(user_id),
             ..violation("held_mismatch", format!("user {user_id} has {held} held but open holds total {open}"))
@@ -124,20 +122,21 @@ pub async fn audit(conn: &mut PgConnection) -> Result<AuditReport, sqlx::Error> 
     }
 
     // Per hold: what was put in, what came out by release, by capture (+ fee).
-    let bad_holds: Vec<HoldTally> = sqlx::query_as(
-        "SELECT h.id AS hold_id, h.status, h.amount, \
-                coalesce(sum(t.amount) FILTER (WHERE t.kind = 'hold'), 0)::bigint AS placed, \
-                coalesce(sum(t.amount) FILTER (WHERE t.kind = 'release'), 0)::bigint AS released, \
-                coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('capture', 'fee')), 0)::bigint AS captured, \
-                count(*) FILTER (WHERE t.kind = 'release') AS releases, \
-                count(*) FILTER (WHERE t.kind = 'capture') AS captures \
-         FROM holds h LEFT JOIN transfers t ON t.hold_id = h.id \
-         GROUP BY h.id \
-         HAVING coalesce(sum(t.amount) FILTER (WHERE t.kind = 'hold'), 0) <> h.amount \
-             OR (count(*) FILTER (WHERE t.kind = 'release') > 0 AND count(*) FILTER (WHERE t.kind = 'capture') > 0) \
-             OR (h.status = 'open' AND count(*) FILTER (WHERE t.kind IN ('release', 'capture', 'fee')) > 0) \
-             OR (h.status = 'released' AND coalesce(sum(t.amount) FILTER (WHERE t.kind = 'release'), 0) <> h.amount) \
-             OR (h.status = 'captured' AND coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('capture', 'fee')), 0) <> h.amount)",
+    let bad_holds = sqlx::query_as!(
+        HoldTally,
+        r#"SELECT h.id AS hold_id, h.status, h.amount,
+                  coalesce(sum(t.amount) FILTER (WHERE t.kind = 'hold'), 0)::bigint AS "placed!",
+                  coalesce(sum(t.amount) FILTER (WHERE t.kind = 'release'), 0)::bigint AS "released!",
+                  coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('capture', 'fee')), 0)::bigint AS "captured!",
+                  count(*) FILTER (WHERE t.kind = 'release') AS "releases!",
+                  count(*) FILTER (WHERE t.kind = 'capture') AS "captures!"
+           FROM holds h LEFT JOIN transfers t ON t.hold_id = h.id
+           GROUP BY h.id
+           HAVING coalesce(sum(t.amount) FILTER (WHERE t.kind = 'hold'), 0) <> h.amount
+               OR (count(*) FILTER (WHERE t.kind = 'release') > 0 AND count(*) FILTER (WHERE t.kind = 'capture') > 0)
+               OR (h.status = 'open' AND count(*) FILTER (WHERE t.kind IN ('release', 'capture', 'fee')) > 0)
+               OR (h.status = 'released' AND coalesce(sum(t.amount) FILTER (WHERE t.kind = 'release'), 0) <> h.amount)
+               OR (h.status = 'captured' AND coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('capture', 'fee')), 0) <> h.amount)"#,
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -157,23 +156,34 @@ pub async fn audit(conn: &mut PgConnection) -> Result<AuditReport, sqlx::Error> 
 
     // Sums as exact decimals (text, since sqlx decodes `numeric` only with an extra crate); the
     // conservation check itself runs in `numeric` too.
-    let totals: (String, String, String, String, String, String, i64, bool) = sqlx::query_as(
-        "WITH t AS (SELECT \
-           (SELECT coalesce(sum(amount), 0) FROM transfers WHERE kind = 'deposit') AS deposits, \
-           (SELECT coalesce(sum(amount), 0) FROM transfers WHERE kind = 'withdrawal') AS withdrawals, \
-           (SELECT coalesce(sum(balance), 0) FROM accounts WHERE kind = 'available') AS available, \
-           (SELECT coalesce(sum(balance), 0) FROM accounts WHERE kind = 'held') AS held, \
-           (SELECT coalesce(sum(balance), 0) FROM accounts WHERE kind = 'fees') AS fees, \
-           (SELECT coalesce(sum(amount), 0) FROM holds WHERE status = 'open') AS open_holds, \
-           (SELECT count(*) FROM transfers) AS transfers, \
-           (SELECT balance FROM accounts WHERE kind = 'external') AS external) \
-         SELECT deposits::text, withdrawals::text, available::text, held::text, fees::text, open_holds::text, transfers, \
-                available + held + fees = deposits - withdrawals AND external = withdrawals - deposits \
-         FROM t",
+    let totals = sqlx::query!(
+        r#"WITH t AS (SELECT
+             (SELECT coalesce(sum(amount), 0) FROM transfers WHERE kind = 'deposit') AS deposits,
+             (SELECT coalesce(sum(amount), 0) FROM transfers WHERE kind = 'withdrawal') AS withdrawals,
+             (SELECT coalesce(sum(balance), 0) FROM accounts WHERE kind = 'available') AS available,
+             (SELECT coalesce(sum(balance), 0) FROM accounts WHERE kind = 'held') AS held,
+             (SELECT coalesce(sum(balance), 0) FROM accounts WHERE kind = 'fees') AS fees,
+             (SELECT coalesce(sum(amount), 0) FROM holds WHERE status = 'open') AS open_holds,
+             (SELECT count(*) FROM transfers) AS transfers,
+             (SELECT balance FROM accounts WHERE kind = 'external') AS external)
+           SELECT deposits::text AS "deposits!", withdrawals::text AS "withdrawals!", available::text AS "available!",
+                  held::text AS "held!", fees::text AS "fees!", open_holds::text AS "open_holds!",
+                  transfers AS "transfers!",
+                  available + held + fees = deposits - withdrawals AND external = withdrawals - deposits AS "conserved!"
+           FROM t"#,
     )
     .fetch_one(&mut *tx)
     .await?;
-    let (deposits, withdrawals, available, held, fees, open_holds, transfers, conserved) = totals;
+    let (deposits, withdrawals, available, held, fees, open_holds, transfers, conserved) = (
+        totals.deposits,
+        totals.withdrawals,
+        totals.available,
+        totals.held,
+        totals.fees,
+        totals.open_holds,
+        totals.transfers,
+        totals.conserved,
+    );
     let exact = |text: &str| text.parse::<i128>().map_err(|e| sqlx::Error::Decode(Box::new(e)));
     let (deposits, withdrawals) = (exact(&deposits)?, exact(&withdrawals)?);
     let bounded = |text: &str| exact(text).map(|n| i64::try_from(n).unwrap_or(i64::MAX));

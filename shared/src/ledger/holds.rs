@@ -11,7 +11,7 @@ use super::{FEES_ACCOUNT, LedgerError, UserAccounts, user_accounts};
 use crate::money::Krw;
 
 /// An open hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hold {
     /// Stable identifier.
     pub id: i64,
@@ -26,11 +26,12 @@ pub struct Hold {
 /// The bidder's open hold on an auction. Holds of an auction change only under its row lock, so
 /// a caller holding that lock may rely on the answer for the rest of its transaction.
 pub async fn open_hold(conn: &mut PgConnection, user_id: i64, auction_id: i64) -> Result<Option<Hold>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Hold,
         "SELECT id, user_id, auction_id, amount FROM holds WHERE user_id = $1 AND auction_id = $2 AND status = 'open'",
+        user_id,
+        auction_id,
     )
-    .bind(user_id)
-    .bind(auction_id)
     .fetch_optional(conn)
     .await
 }
@@ -58,20 +59,24 @@ pub async fn hold_up_to(
 ) -> Result<Hold, LedgerError> {
     let hold: Hold = match existing {
         Some(hold) => {
-            sqlx::query_as("UPDATE holds SET amount = $2 WHERE id = $1 RETURNING id, user_id, auction_id, amount")
-                .bind(hold.id)
-                .bind(total.get())
-                .fetch_one(&mut *conn)
-                .await?
+            sqlx::query_as!(
+                Hold,
+                "UPDATE holds SET amount = $2 WHERE id = $1 RETURNING id, user_id, auction_id, amount",
+                hold.id,
+                total.get(),
+            )
+            .fetch_one(&mut *conn)
+            .await?
         }
         None => {
-            sqlx::query_as(
-                "INSERT INTO holds (user_id, auction_id, amount) VALUES ($1, $2, $3) \
+            sqlx::query_as!(
+                Hold,
+                "INSERT INTO holds (user_id, auction_id, amount) VALUES ($1, $2, $3)
                  RETURNING id, user_id, auction_id, amount",
+                bid.bidder_id,
+                bid.auction_id,
+                total.get(),
             )
-            .bind(bid.bidder_id)
-            .bind(bid.auction_id)
-            .bind(total.get())
             .fetch_one(&mut *conn)
             .await?
         }
@@ -104,12 +109,13 @@ pub enum Ended {
 }
 
 async fn end_hold(conn: &mut PgConnection, hold_id: i64, status: &str) -> Result<Option<Hold>, sqlx::Error> {
-    sqlx::query_as(
-        "UPDATE holds SET status = $2, ended_at = now() WHERE id = $1 AND status = 'open' \
+    sqlx::query_as!(
+        Hold,
+        "UPDATE holds SET status = $2, ended_at = now() WHERE id = $1 AND status = 'open'
          RETURNING id, user_id, auction_id, amount",
+        hold_id,
+        status,
     )
-    .bind(hold_id)
-    .bind(status)
     .fetch_optional(conn)
     .await
 }

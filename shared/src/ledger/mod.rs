@@ -65,9 +65,8 @@ impl From<sqlx::Error> for LedgerError {
 
 /// The wallet accounts of `user_id`.
 pub async fn user_accounts(conn: &mut sqlx::PgConnection, user_id: i64) -> Result<UserAccounts, LedgerError> {
-    let rows: Vec<(AccountId, String)> =
-        sqlx::query_as("SELECT id, kind FROM accounts WHERE user_id = $1").bind(user_id).fetch_all(conn).await?;
-    let find = |kind: &str| rows.iter().find(|(_, k)| k == kind).map(|(id, _)| *id);
+    let rows = sqlx::query!("SELECT id, kind FROM accounts WHERE user_id = $1", user_id).fetch_all(conn).await?;
+    let find = |kind: &str| rows.iter().find(|row| row.kind == kind).map(|row| AccountId(row.id));
     match (find("available"), find("held")) {
         (Some(available), Some(held)) => Ok(UserAccounts { available, held }),
         _ => Err(LedgerError::NoWallet(user_id)),

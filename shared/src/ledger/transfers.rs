@@ -48,21 +48,21 @@ pub struct Movement {
 /// money fails with [`LedgerError::InsufficientFunds`] through the balance constraint, so no
 /// check-then-act race exists; the caller's transaction must then be rolled back.
 pub async fn transfer(conn: &mut PgConnection, movement: &Movement) -> Result<i64, LedgerError> {
-    let id: Option<i64> = sqlx::query_scalar(
-        "WITH moved AS ( \
-             UPDATE accounts SET balance = balance + CASE WHEN id = $2 THEN $3 ELSE -$3 END \
-             WHERE id IN ($1, $2) RETURNING id) \
-         INSERT INTO transfers (from_account, to_account, amount, kind, hold_id, auction_id, bid_id) \
-         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE (SELECT count(*) FROM moved) = 2 \
+    let id = sqlx::query_scalar!(
+        "WITH moved AS (
+             UPDATE accounts SET balance = balance + CASE WHEN id = $2::bigint THEN $3::bigint ELSE -$3::bigint END
+             WHERE id IN ($1, $2) RETURNING id)
+         INSERT INTO transfers (from_account, to_account, amount, kind, hold_id, auction_id, bid_id)
+         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE (SELECT count(*) FROM moved) = 2
          RETURNING id",
+        movement.from.0,
+        movement.to.0,
+        movement.amount.get(),
+        movement.kind as TransferKind,
+        movement.hold_id,
+        movement.auction_id,
+        movement.bid_id,
     )
-    .bind(movement.from)
-    .bind(movement.to)
-    .bind(movement.amount.get())
-    .bind(movement.kind)
-    .bind(movement.hold_id)
-    .bind(movement.auction_id)
-    .bind(movement.bid_id)
     .fetch_optional(conn)
     .await?;
     id.ok_or(LedgerError::Database(sqlx::Error::RowNotFound))

@@ -20,15 +20,15 @@ pub struct Balances {
 
 /// The user's current balances.
 pub async fn balances(conn: &mut PgConnection, user_id: i64) -> Result<Balances, sqlx::Error> {
-    let (available, held): (i64, i64) = sqlx::query_as(
-        "SELECT coalesce(sum(balance) FILTER (WHERE kind = 'available'), 0)::bigint, \
-                coalesce(sum(balance) FILTER (WHERE kind = 'held'), 0)::bigint \
-         FROM accounts WHERE user_id = $1",
+    let row = sqlx::query!(
+        r#"SELECT coalesce(sum(balance) FILTER (WHERE kind = 'available'), 0)::bigint AS "available!",
+                  coalesce(sum(balance) FILTER (WHERE kind = 'held'), 0)::bigint AS "held!"
+           FROM accounts WHERE user_id = $1"#,
+        user_id,
     )
-    .bind(user_id)
     .fetch_one(conn)
     .await?;
-    Ok(Balances { available, held })
+    Ok(Balances { available: row.available, held: row.held })
 }
 
 /// The most one wallet may hold after a deposit, available and held together. Only deposits are
@@ -42,9 +42,8 @@ pub async fn deposit(conn: &mut PgConnection, user_id: i64, amount: Krw) -> Resu
     let accounts = user_accounts(conn, user_id).await?;
     // Both accounts locked (in id order, as every transfer locks them), so two deposits cannot both
     // pass the check.
-    let balances: Vec<i64> =
-        sqlx::query_scalar("SELECT balance FROM accounts WHERE user_id = $1 ORDER BY id FOR UPDATE")
-            .bind(user_id)
+    let balances =
+        sqlx::query_scalar!("SELECT balance FROM accounts WHERE user_id = $1 ORDER BY id FOR UPDATE", user_id)
             .fetch_all(&mut *conn)
             .await?;
     if balances.iter().sum::<i64>() > WALLET_CEILING - amount.get() {
@@ -65,7 +64,7 @@ fn plain(from: super::AccountId, to: super::AccountId, amount: Krw, kind: Transf
 }
 
 /// One movement as the user sees it: how it changed each of their balances.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct LedgerLine {
     /// The transfer's id.
     pub id: i64,
@@ -94,21 +93,22 @@ pub async fn statement(
     limit: u8,
 ) -> Result<(Vec<LedgerLine>, Option<Cursor>), LedgerError> {
     let accounts = user_accounts(conn, user_id).await?;
-    let lines: Vec<LedgerLine> = sqlx::query_as(
-        "SELECT id, kind, amount, \
-                (CASE WHEN to_account = $1 THEN amount ELSE 0 END) \
-                  - (CASE WHEN from_account = $1 THEN amount ELSE 0 END) AS available_delta, \
-                (CASE WHEN to_account = $2 THEN amount ELSE 0 END) \
-                  - (CASE WHEN from_account = $2 THEN amount ELSE 0 END) AS held_delta, \
-                auction_id, hold_id, created_at \
-         FROM transfers \
-         WHERE (from_account IN ($1, $2) OR to_account IN ($1, $2)) AND ($3::bigint IS NULL OR id < $3) \
-         ORDER BY id DESC LIMIT $4",
+    let lines = sqlx::query_as!(
+        LedgerLine,
+        r#"SELECT id, kind AS "kind: TransferKind", amount,
+                  (CASE WHEN to_account = $1 THEN amount ELSE 0 END)
+                    - (CASE WHEN from_account = $1 THEN amount ELSE 0 END) AS "available_delta!",
+                  (CASE WHEN to_account = $2 THEN amount ELSE 0 END)
+                    - (CASE WHEN from_account = $2 THEN amount ELSE 0 END) AS "held_delta!",
+                  auction_id, hold_id, created_at
+           FROM transfers
+           WHERE (from_account IN ($1, $2) OR to_account IN ($1, $2)) AND ($3::bigint IS NULL OR id < $3)
+           ORDER BY id DESC LIMIT $4"#,
+        accounts.available.0,
+        accounts.held.0,
+        cursor.map(Cursor::id),
+        i64::from(limit) + 1,
     )
-    .bind(accounts.available)
-    .bind(accounts.held)
-    .bind(cursor.map(Cursor::id))
-    .bind(i64::from(limit) + 1)
     .fetch_all(conn)
     .await?;
     Ok(next_page(lines, limit, |line| Cursor::for_id(line.id)))

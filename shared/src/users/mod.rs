@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::validation::ValidationError;
 
 /// A registered account as other code sees it (never with its password hash).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct User {
     /// Stable identifier.
     pub id: i64,

@@ -59,41 +59,43 @@ pub async fn create_session(
 ) -> Result<NewSession, sqlx::Error> {
     let token = SessionToken::generate();
     let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
-    let expires_at: DateTime<Utc> = sqlx::query_scalar(
-        "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now() + $3) RETURNING expires_at",
+    let expires_at = sqlx::query_scalar!(
+        "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now() + $3::interval) RETURNING expires_at",
+        user_id,
+        token.digest(),
+        sqlx::postgres::types::PgInterval::try_from(ttl).map_err(|e| sqlx::Error::Encode(e))?,
     )
-    .bind(user_id)
-    .bind(token.digest())
-    .bind(ttl)
     .fetch_one(conn)
     .await?;
     Ok(NewSession { token, expires_at })
 }
 
-#[derive(sqlx::FromRow)]
-struct SessionUser {
-    session_id: i64,
-    #[sqlx(flatten)]
-    user: User,
-}
-
 /// The user behind a live (unexpired, unrevoked) token, with the session's id; one query.
 pub async fn authenticate(conn: &mut PgConnection, token: &SessionToken) -> Result<Option<(i64, User)>, sqlx::Error> {
-    let row: Option<SessionUser> = sqlx::query_as(
-        "SELECT s.id AS session_id, u.id, u.username, u.email, u.region_id, u.is_admin, u.created_at \
-         FROM sessions s JOIN users u ON u.id = s.user_id \
+    let row = sqlx::query!(
+        "SELECT s.id AS session_id, u.id, u.username, u.email, u.region_id, u.is_admin, u.created_at
+         FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()",
+        token.digest(),
     )
-    .bind(token.digest())
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|row| (row.session_id, row.user)))
+    Ok(row.map(|row| {
+        let user = User {
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            region_id: row.region_id,
+            is_admin: row.is_admin,
+            created_at: row.created_at,
+        };
+        (row.session_id, user)
+    }))
 }
 
 /// Revokes a session; revoking twice is harmless.
 pub async fn revoke_session(conn: &mut PgConnection, session_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
-        .bind(session_id)
+    sqlx::query!("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", session_id)
         .execute(conn)
         .await?;
     Ok(())
@@ -101,9 +103,9 @@ pub async fn revoke_session(conn: &mut PgConnection, session_id: i64) -> Result<
 
 /// Revokes every live session of a user (their password changed hands).
 pub async fn revoke_all_sessions(conn: &mut PgConnection, user_id: i64) -> Result<u64, sqlx::Error> {
-    let revoked = sqlx::query("UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
-        .bind(user_id)
-        .execute(conn)
-        .await?;
+    let revoked =
+        sqlx::query!("UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", user_id)
+            .execute(conn)
+            .await?;
     Ok(revoked.rows_affected())
 }

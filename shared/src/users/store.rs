@@ -16,19 +16,22 @@ pub async fn insert_user(
     is_admin: bool,
 ) -> Result<User, UserError> {
     // The user's two wallet accounts are created by the same statement: no account-less user exists.
-    sqlx::query_as(
-        "WITH new_user AS ( \
-             INSERT INTO users (username, email, password_hash, region_id, is_admin) VALUES ($1, $2, $3, $4, $5) \
-             RETURNING id, username, email, region_id, is_admin, created_at), \
-         wallet AS ( \
-             INSERT INTO accounts (user_id, kind) SELECT id, kind FROM new_user, unnest(ARRAY['available', 'held']) AS kind) \
-         SELECT * FROM new_user",
+    sqlx::query_as!(
+        User,
+        r#"WITH new_user AS (
+             INSERT INTO users (username, email, password_hash, region_id, is_admin) VALUES ($1, $2, $3, $4, $5)
+             RETURNING id, username, email, region_id, is_admin, created_at),
+         wallet AS (
+             INSERT INTO accounts (user_id, kind) SELECT id, kind FROM new_user, unnest(ARRAY['available', 'held']) AS kind)
+         SELECT id AS "id!", username AS "username!", email AS "email!", region_id, is_admin AS "is_admin!",
+                created_at AS "created_at!"
+         FROM new_user"#,
+        new.username.as_str(),
+        new.email.as_str(),
+        password_hash,
+        new.region_id,
+        is_admin,
     )
-    .bind(new.username.as_str())
-    .bind(new.email.as_str())
-    .bind(password_hash)
-    .bind(new.region_id)
-    .bind(is_admin)
     .fetch_one(conn)
     .await
     .map_err(|err| {
@@ -66,13 +69,14 @@ pub async fn create_admin(
     let mut tx = conn.begin().await?;
     let promoted: Option<User> = match existing {
         ExistingAccount::Refuse => None,
-        ExistingAccount::Promote => sqlx::query_as(
-            "UPDATE users SET is_admin = TRUE, password_hash = $2, email = $3 WHERE lower(username) = $1 \
-                 RETURNING id, username, email, region_id, is_admin, created_at",
+        ExistingAccount::Promote => sqlx::query_as!(
+            User,
+            "UPDATE users SET is_admin = TRUE, password_hash = $2, email = $3 WHERE lower(username) = $1
+             RETURNING id, username, email, region_id, is_admin, created_at",
+            new.username.as_str(),
+            password_hash,
+            new.email.as_str(),
         )
-        .bind(new.username.as_str())
-        .bind(password_hash)
-        .bind(new.email.as_str())
         .fetch_optional(&mut *tx)
         .await
         .map_err(|err| if violates(&err, "users_email_key") { UserError::EmailTaken } else { err.into() })?,
@@ -90,27 +94,29 @@ pub async fn create_admin(
 
 /// The account with this id.
 pub async fn find_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as("SELECT id, username, email, region_id, is_admin, created_at FROM users WHERE id = $1")
-        .bind(id)
+    sqlx::query_as!(User, "SELECT id, username, email, region_id, is_admin, created_at FROM users WHERE id = $1", id)
         .fetch_optional(conn)
         .await
 }
 
-#[derive(sqlx::FromRow)]
-struct UserWithHash {
-    #[sqlx(flatten)]
-    user: User,
-    password_hash: String,
-}
-
 /// The account with this username (any case) and its password hash, for login.
 pub async fn find_by_username(conn: &mut PgConnection, username: &str) -> Result<Option<(User, String)>, sqlx::Error> {
-    let row: Option<UserWithHash> = sqlx::query_as(
-        "SELECT id, username, email, region_id, is_admin, created_at, password_hash FROM users \
+    let row = sqlx::query!(
+        "SELECT id, username, email, region_id, is_admin, created_at, password_hash FROM users
          WHERE lower(username) = lower($1)",
+        username.trim(),
     )
-    .bind(username.trim())
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|row| (row.user, row.password_hash)))
+    Ok(row.map(|row| {
+        let user = User {
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            region_id: row.region_id,
+            is_admin: row.is_admin,
+            created_at: row.created_at,
+        };
+        (user, row.password_hash)
+    }))
 }

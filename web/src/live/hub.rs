@@ -194,8 +194,8 @@ async fn catch_up(hub: std::sync::Weak<Hub>, pool: PgPool) {
         }
         let ids: Vec<i64> = watched.iter().map(|(id, _)| *id).collect();
         let committed: Vec<(i64, i64)> =
-            match sqlx::query_as("SELECT id, seq FROM auctions WHERE id = ANY($1)").bind(&ids).fetch_all(&pool).await {
-                Ok(rows) => rows,
+            match sqlx::query!("SELECT id, seq FROM auctions WHERE id = ANY($1)", &ids).fetch_all(&pool).await {
+                Ok(rows) => rows.into_iter().map(|row| (row.id, row.seq)).collect(),
                 Err(err) => {
                     tracing::warn!(error = %err, "catch-up query failed");
                     continue;

@@ -70,8 +70,7 @@ pub async fn watch_auction(
         ),
         Refused::Total => ApiError::<WatchErrors>::overloaded(),
     })?;
-    let current_seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM auctions WHERE id = $1")
-        .bind(auction_id)
+    let current_seq = sqlx::query_scalar!("SELECT seq FROM auctions WHERE id = $1", auction_id)
         .fetch_optional(&state.pool)
         .await
         .map_err(ApiError::<WatchErrors>::from)?;
