@@ -1,5 +1,20 @@
 //! People who buy and sell: sign-up rules, stored accounts, passwords and login sessions.
 
+/// A [`User`] from a `query!` record that selected the user's columns (`id`, `username`, `email`,
+/// `region_id`, `is_admin`, `created_at`) beside others.
+macro_rules! user_from_row {
+    ($row:expr) => {
+        $crate::users::User {
+            id: $row.id,
+            username: $row.username,
+            email: $row.email,
+            region_id: $row.region_id,
+            is_admin: $row.is_admin,
+            created_at: $row.created_at,
+        }
+    };
+}
+
 mod credentials;
 mod password;
 mod sessions;

@@ -80,17 +80,7 @@ pub async fn authenticate(conn: &mut PgConnection, token: &SessionToken) -> Resu
     )
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|row| {
-        let user = User {
-            id: row.id,
-            username: row.username,
-            email: row.email,
-            region_id: row.region_id,
-            is_admin: row.is_admin,
-            created_at: row.created_at,
-        };
-        (row.session_id, user)
-    }))
+    Ok(row.map(|row| (row.session_id, user_from_row!(row))))
 }
 
 /// Revokes a session; revoking twice is harmless.

@@ -108,15 +108,5 @@ pub async fn find_by_username(conn: &mut PgConnection, username: &str) -> Result
     )
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|row| {
-        let user = User {
-            id: row.id,
-            username: row.username,
-            email: row.email,
-            region_id: row.region_id,
-            is_admin: row.is_admin,
-            created_at: row.created_at,
-        };
-        (user, row.password_hash)
-    }))
+    Ok(row.map(|row| (user_from_row!(row), row.password_hash)))
 }
