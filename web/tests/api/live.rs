@@ -251,3 +251,17 @@ async fn websockets_per_client_address_are_bounded(pool: PgPool) {
     }
     panic!("a freed place was never reused");
 }
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn a_server_full_of_websockets_answers_503_before_the_upgrade(pool: PgPool) {
+    let app = TestApp::spawn_with(pool, &[("WS_MAX_CONNECTIONS", "1")]).await;
+    let Rivals { auction_id: id, .. } = app.rivals(1_000, json!({})).await;
+    let _only = connect(&app, id, 0).await;
+    match tokio_tungstenite::connect_async(format!("ws://{}/ws/auctions/{id}", app.addr)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 503);
+            assert_eq!(resp.headers()["retry-after"], "1");
+        }
+        other => panic!("a socket past the server's maximum must be refused, got {:?}", other.map(|_| ())),
+    }
+}
