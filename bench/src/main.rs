@@ -1,6 +1,6 @@
 //! `neighborbid-bench`: drives a running NeighborBid stack and prints one JSON report.
 //!
-//! `list`, `bids` and `flood` go through the HTTP API, `fanout` also through WebSockets; `close` and `jobs` seed and observe PostgreSQL directly
+//! `list`, `bids`, `flood` and `photos` go through the HTTP API, `fanout` also through WebSockets; `close` and `jobs` seed and observe PostgreSQL directly
 //! to measure the scheduler and the workers. Progress goes to stderr; stdout carries only the report,
 //! so `… | jq` works.
 
@@ -67,6 +67,9 @@ struct Cli {
     /// logins over that many fake addresses (198.18.0.0/15) in `X-Forwarded-For`, like a botnet.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(scenarios::flood::MAX_FLOOD_IPS)))]
     flood_ips: u32,
+    /// `photos`: how many photos to upload.
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    photos: u64,
     /// `flood`: legitimate requests per second (reads and bids by signed-in users), sent open-loop.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     rate: u32,
@@ -95,6 +98,11 @@ enum Scenario {
     /// traffic's p50/p99 (target p99 <= 200 ms) and errors (transport, 5xx, 429; target 0) and how
     /// many flood logins got 429 or 503. Start the web with TRUSTED_PROXIES=127.0.0.1.
     Flood,
+    /// --photos (400) uploads of a 2-megapixel JPEG, --concurrency (8) at a time, while the `images`
+    /// workers render them: upload p50/p99 (target p99 <= 50 ms), photos processed per second from the
+    /// rows' timestamps (target >= 40/s with 2 workers on 2 cores) and each worker's peak RSS (<= 300
+    /// MB). Needs --database-url and a stack with `neighborbid-worker --queues images` on this host.
+    Photos,
 }
 
 #[tokio::main]
@@ -126,11 +134,17 @@ async fn main() -> anyhow::Result<()> {
             let api = Api::new(&cli.base_url, 16)?;
             scenarios::flood::run(&api, &cli.base_url, options).await?
         }
+        Scenario::Photos => {
+            let concurrency = usize::try_from(cli.concurrency.unwrap_or(8))?;
+            let api = Api::new(&cli.base_url, concurrency)?;
+            let count = usize::try_from(cli.photos)?;
+            scenarios::photos::run(&api, &cli.base_url, database_url(&cli)?, count, concurrency).await?
+        }
         Scenario::Close => scenarios::close::run(database_url(&cli)?, &cli.smtp_listen).await?,
         Scenario::Jobs => scenarios::jobs::run(database_url(&cli)?, cli.jobs).await?,
     };
     let mut report = report;
-    if matches!(cli.scenario, Scenario::List | Scenario::Bids | Scenario::Fanout | Scenario::Flood) {
+    if matches!(cli.scenario, Scenario::List | Scenario::Bids | Scenario::Fanout | Scenario::Flood | Scenario::Photos) {
         report["base_url"] = cli.base_url.into();
     }
     report["finished_at"] = chrono::Utc::now().to_rfc3339().into();

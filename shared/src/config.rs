@@ -78,6 +78,14 @@ pub struct Config {
     pub mail_dir: std::path::PathBuf,
     /// `MAIL_FROM`: the sender of every email.
     pub mail_from: String,
+    /// `MEDIA_URL`: S3-compatible object storage for photos (`s3://bucket`, with `AWS_ENDPOINT`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`); without it
+    /// photos are files under `MEDIA_DIR`.
+    pub media_url: Option<String>,
+    /// `MEDIA_DIR`: where photos go without `MEDIA_URL`.
+    pub media_dir: std::path::PathBuf,
+    /// The `AWS_*` variables that are set, for `MEDIA_URL`'s object storage.
+    pub media_s3_options: Vec<(&'static str, Secret)>,
     /// `PLATFORM_FEE_BPS`: the platform's share of each sale in basis points (0–9,999).
     pub platform_fee_bps: u16,
     /// Rate limits and the other per-client bounds.
@@ -186,6 +194,12 @@ impl Config {
             queue_prefix: lookup("QUEUE_PREFIX").unwrap_or_else(|| "neighborbid".into()),
             mail_url: lookup("MAIL_URL").map(Secret::new),
             mail_dir: lookup("MAIL_DIR").unwrap_or_else(|| "var/mail".into()).into(),
+            media_url: lookup("MEDIA_URL"),
+            media_dir: lookup("MEDIA_DIR").unwrap_or_else(|| "var/media".into()).into(),
+            media_s3_options: crate::media::S3_VARIABLES
+                .iter()
+                .filter_map(|&name| lookup(name).map(|value| (name, Secret::new(value))))
+                .collect(),
             mail_from: lookup("MAIL_FROM").unwrap_or_else(|| "NeighborBid <no-reply@neighborbid.local>".into()),
             platform_fee_bps: match parse(&lookup, "PLATFORM_FEE_BPS", 0_u16)? {
                 fee if fee < 10_000 => fee,

@@ -23,6 +23,10 @@ pub enum EventType {
     AuctionSettled,
     /// Ended without a valid winner.
     AuctionUnsold,
+    /// A photo passed validation and is shown.
+    PhotoAdded,
+    /// The seller removed a shown photo.
+    PhotoRemoved,
 }
 
 impl EventType {
@@ -35,6 +39,8 @@ impl EventType {
             Self::AuctionCancelled => "auction_cancelled",
             Self::AuctionSettled => "auction_settled",
             Self::AuctionUnsold => "auction_unsold",
+            Self::PhotoAdded => "photo_added",
+            Self::PhotoRemoved => "photo_removed",
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod client_ip;
 pub mod demo;
 mod health;
 pub mod live;
+mod media;
 pub mod state;
 
 use std::time::Duration;
@@ -21,6 +22,9 @@ use crate::body_limit::BodyLimit;
 use crate::client_ip::ResolveClientIp;
 use crate::state::AppState;
 
+/// The largest photo upload body: the 10 MiB file and room for the multipart framing around it.
+const UPLOAD_BODY_BYTES: usize = neighborbid_shared::photos::MAX_UPLOAD_BYTES as usize + 64 * 1024;
+
 /// The whole HTTP application: API, spec, Swagger UI and health checks.
 pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let api = api::service();
@@ -33,7 +37,8 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         .at("/healthz", poem::get(health::healthz))
         .at("/readyz", poem::get(health::readyz))
         .at("/ws/auctions/:id", poem::get(live::watch_auction))
-        .with(BodyLimit(max_body_bytes))
+        .at("/media/*path", poem::get(media::serve).head(media::serve))
+        .with(BodyLimit { json: max_body_bytes, upload: UPLOAD_BODY_BYTES })
         .with(ResolveClientIp(trusted_proxies))
         .with(poem::middleware::Tracing)
         .data(state)
@@ -61,7 +66,7 @@ pub async fn serve(config: Config, pool: PgPool) -> anyhow::Result<()> {
         .into_acceptor()
         .await
         .with_context(|| format!("failed to listen on {}", config.web_addr))?;
-    let state = AppState::new(config, pool).context("invalid REDIS_URL")?;
+    let state = AppState::new(config, pool)?;
     run(acceptor, state, neighborbid_shared::shutdown::signal()).await
 }
 

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use neighborbid_shared::config::Config;
+use neighborbid_shared::media::MediaStore;
 use neighborbid_shared::rate_limit::Limiter;
 use neighborbid_shared::users::HashingQueue;
 use redis::aio::ConnectionManager;
@@ -30,13 +33,16 @@ pub struct AppState {
     pub limiter: Option<Arc<Limiter>>,
     /// The bounded line for password hashing.
     pub hashing: Arc<HashingQueue>,
+    /// Where photos live.
+    pub media: MediaStore,
 }
 
 impl AppState {
-    /// Builds the state and starts the live-event hub; fails only on a malformed `REDIS_URL`.
-    /// Call inside the Tokio runtime.
-    pub fn new(config: Config, pool: PgPool) -> Result<Self, redis::RedisError> {
-        let redis = redis::Client::open(config.redis_url.expose())?;
+    /// Builds the state and starts the live-event hub; fails on a malformed `REDIS_URL` or unusable
+    /// media settings. Call inside the Tokio runtime.
+    pub fn new(config: Config, pool: PgPool) -> anyhow::Result<Self> {
+        let media = MediaStore::open(&config).context("invalid media settings")?;
+        let redis = redis::Client::open(config.redis_url.expose()).context("invalid REDIS_URL")?;
         let redis_conn = neighborbid_shared::health::redis_connection(&redis)?;
         let hub = Hub::start(pool.clone(), redis.clone(), config.queue_prefix.clone());
         let limiter =
@@ -44,6 +50,6 @@ impl AppState {
         let sockets =
             Arc::new(ConnectionCaps::new(config.limits.ws_max_connections, config.limits.ws_max_connections_per_ip));
         let hashing = Arc::new(HashingQueue::new(config.limits.hashing_queue));
-        Ok(Self { pool, redis, redis_conn, config: Arc::new(config), hub, sockets, limiter, hashing })
+        Ok(Self { pool, redis, redis_conn, config: Arc::new(config), hub, sockets, limiter, hashing, media })
     }
 }

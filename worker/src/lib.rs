@@ -13,6 +13,8 @@ use neighborbid_shared::email::Mailer;
 use neighborbid_shared::jobs::JobContext;
 use neighborbid_shared::jobs::queues::{self, Queue};
 use neighborbid_shared::jobs::registry::JOBS;
+use neighborbid_shared::media::MediaStore;
+use neighborbid_shared::photos::render::RenderSlots;
 use sqlx::PgPool;
 
 /// What this worker process serves.
@@ -36,6 +38,8 @@ pub fn job_context(config: &Config, pool: PgPool, redis: ConnectionManager) -> a
         mailer: Arc::new(mailer),
         from,
         fee_bps: config.platform_fee_bps,
+        media: MediaStore::open(config).context("invalid media settings")?,
+        render_slots: RenderSlots::per_core(),
     })
 }
 

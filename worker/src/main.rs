@@ -1,4 +1,4 @@
-//! `neighborbid-worker`: runs background jobs (hold releases, settlement, email) from the Redis queues,
+//! `neighborbid-worker`: runs background jobs (hold releases, settlement, email, photos) from the Redis queues,
 //! and lets operators inspect and act on those queues.
 
 use anyhow::Context;
@@ -13,8 +13,8 @@ use neighborbid_worker::WorkerOptions;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
-    /// Queues to serve, comma-separated: release, settlement, email.
-    #[arg(long, value_delimiter = ',', default_values = ["release", "settlement", "email"], value_parser = parse_queue)]
+    /// Queues to serve, comma-separated: release, settlement, email, images.
+    #[arg(long, value_delimiter = ',', default_values = ["release", "settlement", "email", "images"], value_parser = parse_queue)]
     queues: Vec<Queue>,
     /// Jobs run at once, per queue.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1000))]
@@ -53,7 +53,7 @@ enum JobAction {
 }
 
 fn parse_queue(name: &str) -> Result<Queue, String> {
-    Queue::parse(name).ok_or_else(|| format!("unknown queue {name:?}; expected release, settlement or email"))
+    Queue::parse(name).ok_or_else(|| format!("unknown queue {name:?}; expected release, settlement, email or images"))
 }
 
 #[tokio::main]

@@ -6,3 +6,4 @@ pub mod fanout;
 pub mod flood;
 pub mod jobs;
 pub mod list;
+pub mod photos;

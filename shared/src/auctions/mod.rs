@@ -33,6 +33,8 @@ macro_rules! text_enum {
     };
 }
 
+pub(crate) use text_enum;
+
 text_enum!(
     /// Where an auction is in its life.
     Status {

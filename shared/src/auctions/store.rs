@@ -7,6 +7,7 @@ use super::new::NewAuction;
 use super::rules::AuctionState;
 use super::{AuctionError, Condition, ShippingPayer, Status};
 use crate::db::violates;
+use crate::photos::ReadyPhoto;
 use crate::validation::ValidationError;
 
 /// The columns of [`Auction`]: one statement reads an auction with everything it shows.
@@ -17,7 +18,11 @@ macro_rules! auction_select {
                 a.region_id, r.name AS region_name, a.national, a.condition, a.shipping_payer, a.status, \
                 a.start_price, a.current_price, a.buy_now_price, a.reserve_price, a.bid_increment, a.bid_count, \
                 a.leader_id, a.winner_id, a.watchers_count, a.starts_at, a.ends_at, a.soft_close_seconds, a.seq, \
-                a.created_at \
+                a.created_at, \
+                (SELECT coalesce(jsonb_agg(jsonb_build_object('id', p.id, 'position', p.position, \
+                         'width', p.width, 'height', p.height, 'thumb_key', p.thumb_key, \
+                         'large_key', p.large_key, 'created_at', p.created_at) ORDER BY p.position, p.id), '[]') \
+                 FROM photos p WHERE p.auction_id = a.id AND p.status = 'ready' AND p.removed_at IS NULL) AS photos \
          FROM auctions a \
          JOIN users s ON s.id = a.seller_id \
          JOIN categories c ON c.id = a.category_id \
@@ -57,6 +62,9 @@ pub struct Auction {
     pub soft_close_seconds: i32,
     pub seq: i64,
     pub created_at: DateTime<Utc>,
+    /// Its ready photos in display order; the first is the cover.
+    #[serde(default)]
+    pub photos: sqlx::types::Json<Vec<ReadyPhoto>>,
 }
 
 impl Auction {

@@ -10,6 +10,8 @@
 //! (`auctions::settlement`, `auctions::release`, `notifications`), whoever calls it; the job is
 //! the thin, retry-aware wrapper that loads nothing but ids.
 
+pub mod process_photo;
+pub mod purge_photo;
 pub mod queues;
 pub mod registry;
 pub mod relay;
@@ -29,6 +31,8 @@ use sqlx::PgPool;
 
 use crate::email::Mailer;
 use crate::ledger::LedgerError;
+use crate::media::MediaStore;
+use crate::photos::render::RenderSlots;
 pub use queues::Queue;
 
 /// One kind of background work.
@@ -70,6 +74,10 @@ pub struct JobContext {
     pub from: Mailbox,
     /// `PLATFORM_FEE_BPS`.
     pub fee_bps: u16,
+    /// Where photos live.
+    pub media: MediaStore,
+    /// Bounds the photo renders this process runs at once.
+    pub render_slots: RenderSlots,
 }
 
 /// Why a job did not finish, and so what happens to it.

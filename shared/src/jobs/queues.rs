@@ -12,8 +12,8 @@ use apalis_redis::{Config, ConnectionManager, RedisStorage};
 use redis::AsyncCommands;
 use serde::Serialize;
 
-/// The three queues.
-pub const QUEUES: [Queue; 3] = [Queue::Release, Queue::Settlement, Queue::Email];
+/// The four queues.
+pub const QUEUES: [Queue; 4] = [Queue::Release, Queue::Settlement, Queue::Email, Queue::Images];
 
 /// A job queue: operators run workers per queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,6 +24,8 @@ pub enum Queue {
     Settlement,
     /// Sends recorded emails.
     Email,
+    /// Validates and renders uploaded photos, and purges removed ones.
+    Images,
 }
 
 impl Queue {
@@ -33,6 +35,7 @@ impl Queue {
             Self::Release => "release",
             Self::Settlement => "settlement",
             Self::Email => "email",
+            Self::Images => "images",
         }
     }
 

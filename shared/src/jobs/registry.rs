@@ -9,6 +9,8 @@ use apalis::prelude::Monitor;
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
 
+use super::process_photo::ProcessPhoto;
+use super::purge_photo::PurgePhoto;
 use super::relay::{self, RelayError};
 use super::release_hold::ReleaseHold;
 use super::send_email::SendEmail;
@@ -16,7 +18,13 @@ use super::settle_auction::SettleAuction;
 use super::{Job, JobContext, JobError, Queue, runner};
 
 /// Every job the platform runs.
-pub static JOBS: [&dyn JobKind; 3] = [&Kind::<ReleaseHold>::NEW, &Kind::<SettleAuction>::NEW, &Kind::<SendEmail>::NEW];
+pub static JOBS: [&dyn JobKind; 5] = [
+    &Kind::<ReleaseHold>::NEW,
+    &Kind::<SettleAuction>::NEW,
+    &Kind::<SendEmail>::NEW,
+    &Kind::<ProcessPhoto>::NEW,
+    &Kind::<PurgePhoto>::NEW,
+];
 
 /// One kind of job, as the platform's machinery sees it.
 pub trait JobKind: Sync {

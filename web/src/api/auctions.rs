@@ -6,6 +6,7 @@ use neighborbid_shared::auctions::listing::{self, Filter, Sort};
 use neighborbid_shared::auctions::new::NewAuctionRequest;
 use neighborbid_shared::auctions::store::{self, Auction};
 use neighborbid_shared::auctions::{self as domain, AuctionError, watch};
+use neighborbid_shared::media::MediaKey;
 use neighborbid_shared::money::Krw;
 use neighborbid_shared::pagination::Cursor;
 use neighborbid_shared::validation::refuse_control_chars;
@@ -16,6 +17,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::auth::BearerAuth;
 use super::error::{ApiError, ErrorSet, error_set};
+use super::photos::PhotoView;
 use super::{ApiTags, Page};
 use crate::state::AppState;
 
@@ -212,6 +214,10 @@ pub struct AuctionView {
     /// The sequence number of the auction's latest event.
     pub seq: i64,
     pub created_at: DateTime<Utc>,
+    /// Its ready photos in display order.
+    pub photos: Vec<PhotoView>,
+    /// The first photo's thumbnail, for list pages.
+    pub cover_url: Option<String>,
 }
 
 impl AuctionView {
@@ -243,6 +249,8 @@ impl AuctionView {
             soft_close_seconds: auction.soft_close_seconds,
             seq: auction.seq,
             created_at: auction.created_at,
+            cover_url: auction.photos.first().map(|p| MediaKey::stored(p.thumb_key.clone()).url()),
+            photos: auction.photos.0.into_iter().map(|p| PhotoView::ready(auction.id, p)).collect(),
         }
     }
 

@@ -9,6 +9,7 @@ use neighborbid_shared::auctions::rules::Refusal;
 use neighborbid_shared::idempotency::IdempotencyError;
 use neighborbid_shared::ledger::LedgerError;
 use neighborbid_shared::pagination::CursorError;
+use neighborbid_shared::photos::{MAX_PHOTOS_PER_AUCTION, PhotoError};
 use neighborbid_shared::users::UserError;
 use poem::http::StatusCode;
 use serde_json::json;
@@ -122,6 +123,26 @@ impl<E: ErrorSet> From<ListError> for ApiError<E> {
         match err {
             ListError::Cursor(err) => err.into(),
             ListError::Database(err) => err.into(),
+        }
+    }
+}
+
+impl<E: ErrorSet> From<PhotoError> for ApiError<E> {
+    fn from(err: PhotoError) -> Self {
+        match err {
+            PhotoError::Auction(e) => e.into(),
+            PhotoError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "photo_not_found", "no photo has that id"),
+            PhotoError::AuctionClosed => ApiError::new(
+                StatusCode::CONFLICT,
+                "auction_not_open",
+                "photos can only be added while the auction is scheduled or active",
+            ),
+            PhotoError::TooMany => ApiError::new(
+                StatusCode::CONFLICT,
+                "too_many_photos",
+                format!("an auction carries at most {MAX_PHOTOS_PER_AUCTION} photos; remove one first"),
+            )
+            .with_details(json!({ "maximum": MAX_PHOTOS_PER_AUCTION })),
         }
     }
 }

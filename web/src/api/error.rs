@@ -248,6 +248,7 @@ fn poem_error_code(err: &poem::Error, status: StatusCode) -> &'static str {
             StatusCode::UNAUTHORIZED => "unauthorized",
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::LENGTH_REQUIRED => "length_required",
             StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_content_type",
             StatusCode::TOO_MANY_REQUESTS => "rate_limited",

@@ -6,6 +6,7 @@ mod auth;
 pub mod document;
 mod domain_errors;
 pub mod error;
+mod photos;
 mod reference;
 mod sessions;
 mod throttle;
@@ -37,6 +38,7 @@ type Apis = (
     reference::ReferenceApi,
     wallet::WalletApi,
     auctions::AuctionsApi,
+    photos::PhotosApi,
     admin::AdminApi,
 );
 
@@ -49,6 +51,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             reference::ReferenceApi,
             wallet::WalletApi,
             auctions::AuctionsApi,
+            photos::PhotosApi,
             admin::AdminApi,
         ),
         "NeighborBid API",

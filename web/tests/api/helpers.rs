@@ -7,6 +7,8 @@ use neighborbid_shared::email::Mailer;
 use neighborbid_shared::jobs::JobContext;
 use neighborbid_shared::jobs::release_hold::ReleaseHold;
 use neighborbid_shared::jobs::runner::run_recorded;
+use neighborbid_shared::media::MediaStore;
+use neighborbid_shared::photos::render::RenderSlots;
 use neighborbid_web::state::AppState;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -23,6 +25,8 @@ pub struct TestApp {
     pub pool: PgPool,
     /// What the app's jobs would run with: this test's database, Redis namespace and a mail folder.
     pub jobs: JobContext,
+    /// Where this app's photos are stored.
+    pub media_dir: std::path::PathBuf,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -41,6 +45,11 @@ impl TestApp {
         overrides.entry("QUEUE_PREFIX".into()).or_insert_with(|| format!("test-{:016x}", rand::random::<u64>()));
         // Tests sign up hundreds of users from one address; the rate-limit tests turn limits on.
         overrides.entry("RATE_LIMITS".into()).or_insert_with(|| "off".into());
+        // Photos go to a folder of this test's own unless a test picks the store.
+        overrides.entry("MEDIA_DIR".into()).or_insert_with(|| {
+            let dir = std::env::temp_dir().join(format!("neighborbid-test-media-{:016x}", rand::random::<u64>()));
+            dir.to_string_lossy().into_owned()
+        });
         let config = Config::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()))
             .expect("test configuration is valid");
         let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
@@ -57,13 +66,24 @@ impl TestApp {
             ),
             from: "NeighborBid <no-reply@neighborbid.test>".parse().unwrap(),
             fee_bps: 0,
+            media: MediaStore::open(&config).unwrap(),
+            render_slots: RenderSlots::new(2),
         };
+        let media_dir = config.media_dir.clone();
         let state = AppState::new(config, pool.clone()).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(neighborbid_web::run(acceptor, state, async move {
             let _ = rx.await;
         }));
-        Self { base: format!("http://{addr}"), client: reqwest::Client::new(), pool, jobs, _shutdown: tx, addr }
+        Self {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            pool,
+            jobs,
+            media_dir,
+            _shutdown: tx,
+            addr,
+        }
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {

@@ -13,6 +13,7 @@ mod holds;
 mod hostile;
 mod limits;
 mod live;
+mod photos;
 mod reference;
 mod retention;
 mod sessions;
