@@ -22,6 +22,8 @@ use neighborbid_testkit::smtp::{Inbox, spawn_smtp_sink};
 
 pub struct Platform {
     pub pool: PgPool,
+    /// This platform's photo store (`MEDIA_DIR`).
+    pub media_dir: std::path::PathBuf,
     pub prefix: String,
     pub smtp_port: u16,
     pub inbox: Inbox,
@@ -46,7 +48,8 @@ impl Platform {
         neighborbid_shared::telemetry::install_crypto_provider();
         let prefix = format!("test-{:016x}", rand::random::<u64>());
         let redis = redis::Client::open(redis_url()).unwrap().get_connection_manager().await.unwrap();
-        Self { pool, prefix, smtp_port, inbox, redis, stops: Vec::new(), running: Vec::new() }
+        let media_dir = std::env::temp_dir().join(format!("neighborbid-{prefix}-media"));
+        Self { pool, media_dir, prefix, smtp_port, inbox, redis, stops: Vec::new(), running: Vec::new() }
     }
 
     /// The settings a worker or scheduler of this platform runs with.
@@ -57,6 +60,7 @@ impl Platform {
             ("MAIL_URL", format!("smtp://127.0.0.1:{}", self.smtp_port)),
             ("MAIL_FROM", "NeighborBid <no-reply@neighborbid.test>".into()),
             ("PLATFORM_FEE_BPS", "250".into()),
+            ("MEDIA_DIR", self.media_dir.to_string_lossy().into_owned()),
         ]
     }
 
@@ -201,6 +205,36 @@ impl Drop for Platform {
         for stop in self.stops.drain(..) {
             let _ = stop.send(());
         }
+    }
+}
+
+/// A `neighborbid-worker` process, killed when dropped so a failing test leaves none behind.
+pub struct WorkerProcess(std::process::Child);
+
+impl WorkerProcess {
+    pub fn start(platform: &Platform, database_url: &str) -> Self {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_neighborbid-worker"))
+            .args(["--concurrency", "2"])
+            .envs(platform.env())
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the worker binary starts");
+        Self(child)
+    }
+
+    /// SIGKILL: no shutdown, in-flight jobs abandoned.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

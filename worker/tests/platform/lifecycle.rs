@@ -8,7 +8,7 @@ use neighborbid_shared::jobs::release_hold::ReleaseHold;
 use neighborbid_shared::outbox;
 use sqlx::PgPool;
 
-use crate::harness::{Platform, fast_sweeps};
+use crate::harness::{Platform, WorkerProcess, fast_sweeps};
 use neighborbid_testkit::db::database_url;
 use neighborbid_testkit::smtp::spawn_smtp_sink_with;
 
@@ -197,36 +197,6 @@ async fn a_refused_email_goes_to_the_dead_set_and_an_operator_can_retry_it(pool:
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     platform.stop().await;
-}
-
-/// A `neighborbid-worker` process, killed when dropped so a failing test leaves none behind.
-struct WorkerProcess(std::process::Child);
-
-impl WorkerProcess {
-    fn start(platform: &Platform, database_url: &str) -> Self {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_neighborbid-worker"))
-            .args(["--concurrency", "2"])
-            .envs(platform.env())
-            .env("DATABASE_URL", database_url)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the worker binary starts");
-        Self(child)
-    }
-
-    /// SIGKILL: no shutdown, in-flight jobs abandoned.
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 #[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
