@@ -63,7 +63,8 @@ async fn lease(
              UPDATE notifications SET sending_until = now() + make_interval(secs => $2), attempts = attempts + 1
              WHERE id = $1 AND sent_at IS NULL AND (sending_until IS NULL OR sending_until < now())
              RETURNING id, kind, auction_id, recipient_id)
-         SELECT l.id AS "id!: NotificationId", l.kind AS "kind!", l.auction_id AS "auction_id!: AuctionId", a.title, a.current_price AS price,
+         SELECT l.id AS "id!: NotificationId", l.kind AS "kind!", l.auction_id AS "auction_id!: AuctionId",
+                a.title, a.current_price AS price,
                 r.username AS recipient_username, r.email AS recipient_email,
                 c.username AS "counterpart_username?", c.email AS "counterpart_email?"
          FROM leased l

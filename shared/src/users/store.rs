@@ -73,7 +73,8 @@ pub async fn create_admin(
         ExistingAccount::Promote => sqlx::query_as!(
             User,
             r#"UPDATE users SET is_admin = TRUE, password_hash = $2, email = $3 WHERE lower(username) = $1
-               RETURNING id AS "id: UserId", username, email, region_id AS "region_id: RegionId", is_admin, created_at"#,
+               RETURNING id AS "id: UserId", username, email, region_id AS "region_id: RegionId", is_admin,
+                         created_at"#,
             new.username.as_str(),
             password_hash,
             new.email.as_str(),
