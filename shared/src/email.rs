@@ -8,6 +8,8 @@ use lettre::{
     message::{Mailbox, MultiPart},
 };
 
+use crate::ids::{AuctionId, NotificationId};
+
 /// Why a notification is sent; stored as text in the database, hence [`Self::as_str`] and [`Self::parse`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NotificationKind {
@@ -57,11 +59,11 @@ pub struct Contact {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
     /// The notification row's id; it makes the Message-ID, so a re-send can be recognised as a duplicate.
-    pub id: i64,
+    pub id: NotificationId,
     /// What happened.
     pub kind: NotificationKind,
     /// The auction concerned.
-    pub auction_id: i64,
+    pub auction_id: AuctionId,
     /// The auction's title, as the seller wrote it (untrusted).
     pub auction_title: String,
     /// The final price (Won, Sold) or the current price (Outbid), in KRW.
@@ -163,7 +165,7 @@ pub fn compose(n: &Notification, from: &Mailbox) -> Result<Message, MailError> {
 }
 
 /// Deterministic, so a receiver (or a mail log) can tell a re-send of the same notification from a new one.
-fn message_id(notification_id: i64) -> String {
+fn message_id(notification_id: NotificationId) -> String {
     format!("<notification-{notification_id}@neighborbid.local>")
 }
 
@@ -256,9 +258,9 @@ mod tests {
             _ => None,
         };
         Notification {
-            id: 42,
+            id: NotificationId(42),
             kind,
-            auction_id: 7,
+            auction_id: AuctionId(7),
             auction_title: "Brass lamp".to_owned(),
             price: 1_250_000,
             recipient: contact("alice"),

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgConnection;
 
+use crate::ids::AuctionId;
+
 /// What happened to an auction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -52,7 +54,7 @@ pub struct StoredEvent {
     #[serde(rename = "type")]
     pub kind: String,
     /// The auction.
-    pub auction_id: i64,
+    pub auction_id: AuctionId,
     /// 1, 2, 3, … per auction, without gaps.
     pub seq: i64,
     /// When it happened.
@@ -65,7 +67,7 @@ pub struct StoredEvent {
 /// as stored.
 pub async fn append(
     conn: &mut PgConnection,
-    auction_id: i64,
+    auction_id: AuctionId,
     events: &[(EventType, Value)],
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
@@ -78,9 +80,9 @@ pub async fn append(
              SELECT $1, bumped.seq - cardinality($2::text[]) + e.n, e.type, e.data
              FROM bumped, unnest($2::text[], $3::jsonb[]) WITH ORDINALITY AS e(type, data, n)
              RETURNING type, auction_id, seq, at, data)
-         SELECT type AS "kind!", auction_id AS "auction_id!", seq AS "seq!", at AS "at!", data AS "data!"
+         SELECT type AS "kind!", auction_id AS "auction_id!: AuctionId", seq AS "seq!", at AS "at!", data AS "data!"
          FROM inserted ORDER BY seq"#,
-        auction_id,
+        auction_id as AuctionId,
         &types as &[&str],
         &data,
     )
@@ -91,15 +93,15 @@ pub async fn append(
 /// The auction's events with `seq` above `after_seq`, in order, at most `limit`.
 pub async fn after(
     conn: &mut PgConnection,
-    auction_id: i64,
+    auction_id: AuctionId,
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     sqlx::query_as!(
         StoredEvent,
-        r#"SELECT type AS kind, auction_id, seq, at, data FROM auction_events
+        r#"SELECT type AS kind, auction_id AS "auction_id: AuctionId", seq, at, data FROM auction_events
            WHERE auction_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"#,
-        auction_id,
+        auction_id as AuctionId,
         after_seq,
         limit,
     )
@@ -108,7 +110,7 @@ pub async fn after(
 }
 
 /// The Redis pub/sub channel of an auction's events under `prefix`.
-pub fn channel(prefix: &str, auction_id: i64) -> String {
+pub fn channel(prefix: &str, auction_id: AuctionId) -> String {
     format!("{prefix}:auction:{auction_id}")
 }
 

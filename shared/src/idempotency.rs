@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
+use crate::ids::UserId;
 use crate::validation::ValidationError;
 
 /// The longest key accepted.
@@ -50,7 +51,7 @@ pub fn fingerprint(endpoint: &str, request: &impl Serialize) -> Vec<u8> {
 /// Claims `key` for `user_id` in the current transaction.
 pub async fn claim<T: DeserializeOwned>(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     key: &str,
     request_hash: &[u8],
 ) -> Result<Claim<T>, IdempotencyError> {
@@ -64,7 +65,7 @@ pub async fn claim<T: DeserializeOwned>(
     }
     let inserted = sqlx::query!(
         "INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        user_id,
+        user_id as UserId,
         key,
         request_hash,
     )
@@ -76,7 +77,7 @@ pub async fn claim<T: DeserializeOwned>(
     }
     let stored = sqlx::query!(
         "SELECT request_hash, response FROM idempotency_keys WHERE user_id = $1 AND key = $2",
-        user_id,
+        user_id as UserId,
         key
     )
     .fetch_one(&mut *conn)
@@ -90,13 +91,18 @@ pub async fn claim<T: DeserializeOwned>(
 /// Stores the result for a key claimed in this transaction.
 pub async fn complete(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     key: &str,
     result: &impl Serialize,
 ) -> Result<(), sqlx::Error> {
     let response = serde_json::to_value(result).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query!("UPDATE idempotency_keys SET response = $3 WHERE user_id = $1 AND key = $2", user_id, key, response)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE idempotency_keys SET response = $3 WHERE user_id = $1 AND key = $2",
+        user_id as UserId,
+        key,
+        response
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod email;
 pub mod events;
 pub mod health;
 pub mod idempotency;
+pub mod ids;
 pub mod jobs;
 pub mod ledger;
 pub mod media;

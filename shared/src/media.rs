@@ -20,6 +20,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
 use crate::config::{Config, Secret};
+use crate::ids::PhotoId;
 
 /// The variables read for S3-compatible storage, as the AWS tools name them.
 pub const S3_VARIABLES: [&str; 8] = [
@@ -62,7 +63,7 @@ impl MediaKey {
     }
 
     /// A rendition of photo `photo_id` whose bytes hash to `content_hash` (32 hex digits).
-    pub fn rendition(photo_id: i64, content_hash: &str, rendition: Rendition) -> Self {
+    pub fn rendition(photo_id: PhotoId, content_hash: &str, rendition: Rendition) -> Self {
         Self(format!("photos/{photo_id}/{content_hash}-{}.jpg", rendition.as_str()))
     }
 
@@ -214,7 +215,7 @@ mod tests {
     #[test]
     fn only_renditions_are_public() {
         let hash = "0123456789abcdef0123456789abcdef";
-        let thumb = MediaKey::rendition(42, hash, Rendition::Thumb);
+        let thumb = MediaKey::rendition(PhotoId(42), hash, Rendition::Thumb);
         assert_eq!(MediaKey::public(thumb.as_str()), Some(thumb.clone()));
         assert_eq!(thumb.etag(), Some(hash));
         for path in [

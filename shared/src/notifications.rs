@@ -10,6 +10,7 @@ use lettre::message::Mailbox;
 use sqlx::PgConnection;
 
 use crate::email::{Contact, MailError, Mailer, Notification, NotificationKind, compose};
+use crate::ids::{AuctionId, NotificationId, UserId};
 use crate::jobs::send_email::SendEmail;
 use crate::outbox;
 
@@ -18,15 +19,15 @@ use crate::outbox;
 pub async fn record(
     conn: &mut PgConnection,
     kind: NotificationKind,
-    auction_id: i64,
-    recipient_id: i64,
+    auction_id: AuctionId,
+    recipient_id: UserId,
 ) -> Result<(), sqlx::Error> {
     let id = sqlx::query_scalar!(
-        "INSERT INTO notifications (kind, auction_id, recipient_id) VALUES ($1, $2, $3)
-         ON CONFLICT ON CONSTRAINT notifications_once DO NOTHING RETURNING id",
+        r#"INSERT INTO notifications (kind, auction_id, recipient_id) VALUES ($1, $2, $3)
+           ON CONFLICT ON CONSTRAINT notifications_once DO NOTHING RETURNING id AS "id: NotificationId""#,
         kind.as_str(),
-        auction_id,
-        recipient_id,
+        auction_id as AuctionId,
+        recipient_id as UserId,
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -38,9 +39,9 @@ pub async fn record(
 
 /// A leased notification with what its email says.
 struct Row {
-    id: i64,
+    id: NotificationId,
     kind: String,
-    auction_id: i64,
+    auction_id: AuctionId,
     title: String,
     price: i64,
     recipient_username: String,
@@ -51,21 +52,26 @@ struct Row {
 
 /// Takes a sender's lease on an unsent notification and loads what its email says. `None` when it
 /// was sent already, or another delivery of the job is sending it right now.
-async fn lease(conn: &mut PgConnection, id: i64, lease_secs: i32) -> Result<Option<Notification>, sqlx::Error> {
+async fn lease(
+    conn: &mut PgConnection,
+    id: NotificationId,
+    lease_secs: i32,
+) -> Result<Option<Notification>, sqlx::Error> {
     let row = sqlx::query_as!(
         Row,
         r#"WITH leased AS (
              UPDATE notifications SET sending_until = now() + make_interval(secs => $2), attempts = attempts + 1
              WHERE id = $1 AND sent_at IS NULL AND (sending_until IS NULL OR sending_until < now())
              RETURNING id, kind, auction_id, recipient_id)
-         SELECT l.id AS "id!", l.kind AS "kind!", l.auction_id AS "auction_id!", a.title, a.current_price AS price,
+         SELECT l.id AS "id!: NotificationId", l.kind AS "kind!", l.auction_id AS "auction_id!: AuctionId",
+                a.title, a.current_price AS price,
                 r.username AS recipient_username, r.email AS recipient_email,
                 c.username AS "counterpart_username?", c.email AS "counterpart_email?"
          FROM leased l
          JOIN auctions a ON a.id = l.auction_id
          JOIN users r ON r.id = l.recipient_id
          LEFT JOIN users c ON c.id = CASE l.kind WHEN 'won' THEN a.seller_id WHEN 'sold' THEN a.winner_id END"#,
-        id,
+        id as NotificationId,
         f64::from(lease_secs),
     )
     .fetch_optional(conn)
@@ -87,18 +93,21 @@ async fn lease(conn: &mut PgConnection, id: i64, lease_secs: i32) -> Result<Opti
 }
 
 /// Marks a leased notification sent.
-async fn mark_sent(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query!("UPDATE notifications SET sent_at = now(), sending_until = NULL, last_error = NULL WHERE id = $1", id)
-        .execute(conn)
-        .await?;
+async fn mark_sent(conn: &mut PgConnection, id: NotificationId) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE notifications SET sent_at = now(), sending_until = NULL, last_error = NULL WHERE id = $1",
+        id as NotificationId,
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Gives the lease back after a failed attempt, noting why, so a retry may send it.
-async fn mark_failed(conn: &mut PgConnection, id: i64, error: &str) -> Result<(), sqlx::Error> {
+async fn mark_failed(conn: &mut PgConnection, id: NotificationId, error: &str) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE notifications SET sending_until = NULL, last_error = $2 WHERE id = $1 AND sent_at IS NULL",
-        id,
+        id as NotificationId,
         error,
     )
     .execute(conn)
@@ -137,12 +146,12 @@ impl From<sqlx::Error> for DeliveryError {
 }
 
 /// Sends notification `id` through `mailer` unless it was sent already.
-#[tracing::instrument(skip_all, fields(notification.id = id))]
+#[tracing::instrument(skip_all, fields(notification.id = id.0))]
 pub async fn send(
     conn: &mut PgConnection,
     mailer: &Mailer,
     from: &Mailbox,
-    id: i64,
+    id: NotificationId,
 ) -> Result<DeliveryOutcome, DeliveryError> {
     let Some(notification) = lease(conn, id, LEASE_SECS).await? else {
         return Ok(DeliveryOutcome::NotDue);

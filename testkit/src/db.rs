@@ -1,10 +1,11 @@
 //! Shortcuts into a test's own database.
 
+use neighborbid_shared::ids::{AuctionId, UserId};
 use sqlx::{PgConnection, PgPool};
 
 /// A user named `username` with both wallet accounts and no usable password, made in one statement
 /// (sign-up's deliberately slow password hashing would dominate tests that need hundreds of users).
-pub async fn insert_user(conn: &mut PgConnection, username: &str) -> Result<i64, sqlx::Error> {
+pub async fn insert_user(conn: &mut PgConnection, username: &str) -> Result<UserId, sqlx::Error> {
     sqlx::query_scalar(
         "WITH u AS (INSERT INTO users (username, email, password_hash) \
                     VALUES ($1, $1 || '@example.com', 'not-a-login-hash') RETURNING id), \
@@ -18,7 +19,7 @@ pub async fn insert_user(conn: &mut PgConnection, username: &str) -> Result<i64,
 
 /// Moves an auction's end to a second ago (and its start two minutes back), so the next closing
 /// pass closes it.
-pub async fn end_now(pool: &PgPool, auction_id: i64) -> Result<(), sqlx::Error> {
+pub async fn end_now(pool: &PgPool, auction_id: AuctionId) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE auctions SET starts_at = now() - interval '2 minutes', ends_at = now() - interval '1 second' \
          WHERE id = $1",

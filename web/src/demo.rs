@@ -4,6 +4,7 @@ use anyhow::Context;
 use chrono::{Duration, Utc};
 use neighborbid_shared::auctions::new::NewAuctionRequest;
 use neighborbid_shared::auctions::{Condition, ShippingPayer, store};
+use neighborbid_shared::ids::{CategoryId, RegionId, UserId};
 use neighborbid_shared::ledger::wallet;
 use neighborbid_shared::money::Krw;
 use neighborbid_shared::users::{self, NewUser};
@@ -13,11 +14,11 @@ use sqlx::{Connection, PgPool};
 pub const DEMO_PASSWORD: &str = "neighborbid-demo";
 
 /// (username, email, home region id)
-const DEMO_USERS: [(&str, &str, i64); 4] = [
-    ("minji", "minji@example.com", 111),
-    ("junho", "junho@example.com", 121),
-    ("seoyeon", "seoyeon@example.com", 141),
-    ("dohyun", "dohyun@example.com", 211),
+const DEMO_USERS: [(&str, &str, RegionId); 4] = [
+    ("minji", "minji@example.com", RegionId(111)),
+    ("junho", "junho@example.com", RegionId(121)),
+    ("seoyeon", "seoyeon@example.com", RegionId(141)),
+    ("dohyun", "dohyun@example.com", RegionId(211)),
 ];
 
 /// A demo listing.
@@ -25,7 +26,7 @@ struct DemoAuction {
     /// Index into `DEMO_USERS`.
     seller: usize,
     title: &'static str,
-    category_id: i64,
+    category_id: CategoryId,
     start_price: i64,
     buy_now_price: Option<i64>,
     hours: i64,
@@ -35,7 +36,7 @@ const DEMO_AUCTIONS: [DemoAuction; 5] = [
     DemoAuction {
         seller: 0,
         title: "Road bike, 54 cm frame",
-        category_id: 8,
+        category_id: CategoryId(8),
         start_price: 150_000,
         buy_now_price: Some(320_000),
         hours: 6,
@@ -43,7 +44,7 @@ const DEMO_AUCTIONS: [DemoAuction; 5] = [
     DemoAuction {
         seller: 1,
         title: "Mechanical keyboard (brown switches)",
-        category_id: 1,
+        category_id: CategoryId(1),
         start_price: 30_000,
         buy_now_price: None,
         hours: 3,
@@ -51,7 +52,7 @@ const DEMO_AUCTIONS: [DemoAuction; 5] = [
     DemoAuction {
         seller: 2,
         title: "Oak dining table for four",
-        category_id: 3,
+        category_id: CategoryId(3),
         start_price: 80_000,
         buy_now_price: Some(200_000),
         hours: 24,
@@ -59,7 +60,7 @@ const DEMO_AUCTIONS: [DemoAuction; 5] = [
     DemoAuction {
         seller: 3,
         title: "Board game bundle: 6 games",
-        category_id: 10,
+        category_id: CategoryId(10),
         start_price: 20_000,
         buy_now_price: None,
         hours: 48,
@@ -67,7 +68,7 @@ const DEMO_AUCTIONS: [DemoAuction; 5] = [
     DemoAuction {
         seller: 0,
         title: "Rice cooker, 6 cups, barely used",
-        category_id: 2,
+        category_id: CategoryId(2),
         start_price: 25_000,
         buy_now_price: Some(60_000),
         hours: 12,
@@ -97,11 +98,11 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<()> {
         tracing::info!(users = user_ids.len(), auctions = DEMO_AUCTIONS.len(), "demo data loaded");
         return Ok(());
     }
-    let sellers: Vec<i64> = user_ids.iter().map(|(id, _)| *id).collect();
+    let sellers: Vec<UserId> = user_ids.iter().map(|(id, _)| *id).collect();
     let open = sqlx::query_scalar!(
         r#"SELECT count(*) AS "open!" FROM auctions
            WHERE seller_id = ANY($1) AND status IN ('scheduled', 'active') AND ends_at > now()"#,
-        &sellers,
+        &sellers as &[UserId],
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -117,10 +118,10 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<()> {
 }
 
 /// The demo users that exist, with their home regions, in [`DEMO_USERS`] order; empty when none do.
-async fn existing_demo_users(conn: &mut sqlx::PgConnection) -> anyhow::Result<Vec<(i64, i64)>> {
+async fn existing_demo_users(conn: &mut sqlx::PgConnection) -> anyhow::Result<Vec<(UserId, RegionId)>> {
     let names: Vec<&str> = DEMO_USERS.iter().map(|(name, _, _)| *name).collect();
-    let found: Vec<(String, i64)> =
-        sqlx::query!("SELECT username, id FROM users WHERE username = ANY($1)", &names as &[&str])
+    let found: Vec<(String, UserId)> =
+        sqlx::query!(r#"SELECT username, id AS "id: UserId" FROM users WHERE username = ANY($1)"#, &names as &[&str])
             .fetch_all(&mut *conn)
             .await?
             .into_iter()
@@ -140,7 +141,7 @@ async fn existing_demo_users(conn: &mut sqlx::PgConnection) -> anyhow::Result<Ve
 }
 
 /// Lists every demo auction, starting now.
-async fn list_demo_auctions(conn: &mut sqlx::PgConnection, user_ids: &[(i64, i64)]) -> anyhow::Result<()> {
+async fn list_demo_auctions(conn: &mut sqlx::PgConnection, user_ids: &[(UserId, RegionId)]) -> anyhow::Result<()> {
     let now = Utc::now();
     for DemoAuction { seller, title, category_id, start_price, buy_now_price, hours } in DEMO_AUCTIONS {
         let (seller_id, region_id) = user_ids[seller];

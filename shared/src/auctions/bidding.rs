@@ -15,10 +15,11 @@ use super::store::{self, Auction};
 use super::{AuctionError, Status};
 use crate::events::{self, EventType, StoredEvent};
 use crate::idempotency::{self, Claim};
+use crate::ids::{AccountId, AuctionId, BidId, HoldId, UserId};
 use crate::jobs::release_hold::ReleaseHold;
 use crate::jobs::settle_auction::SettleAuction;
 use crate::ledger::holds::{self, ForBid, Hold};
-use crate::ledger::{AccountId, LedgerError, UserAccounts};
+use crate::ledger::{LedgerError, UserAccounts};
 use crate::money::Krw;
 use crate::outbox;
 
@@ -27,9 +28,9 @@ const MAX_ATTEMPTS: u32 = 5;
 /// An accepted bid.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bid {
-    pub id: i64,
-    pub auction_id: i64,
-    pub bidder_id: i64,
+    pub id: BidId,
+    pub auction_id: AuctionId,
+    pub bidder_id: UserId,
     pub bidder_username: String,
     pub amount: i64,
     pub buy_now: bool,
@@ -83,21 +84,21 @@ fn is_retryable(err: &AuctionError) -> bool {
 /// wallet accounts, and the database clock.
 struct Locked {
     state: AuctionState,
-    leader_hold_id: Option<i64>,
+    leader_hold_id: Option<HoldId>,
     actor_accounts: Option<UserAccounts>,
     now: DateTime<Utc>,
 }
 
 struct LockedRow {
     status: Status,
-    seller_id: i64,
+    seller_id: UserId,
     start_price: i64,
     current_price: i64,
     bid_count: i32,
     bid_increment: Option<i64>,
     buy_now_price: Option<i64>,
-    leader_id: Option<i64>,
-    leader_hold_id: Option<i64>,
+    leader_id: Option<UserId>,
+    leader_hold_id: Option<HoldId>,
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
     soft_close_seconds: i32,
@@ -107,17 +108,22 @@ struct LockedRow {
 }
 
 /// Locks the auction row (and reads the actor's account ids, which never change).
-async fn lock_auction(conn: &mut PgConnection, auction_id: i64, actor_id: i64) -> Result<Locked, AuctionError> {
+async fn lock_auction(
+    conn: &mut PgConnection,
+    auction_id: AuctionId,
+    actor_id: UserId,
+) -> Result<Locked, AuctionError> {
     let row = sqlx::query_as!(
         LockedRow,
-        r#"SELECT a.status AS "status: Status", a.seller_id, a.start_price, a.current_price, a.bid_count,
-                  a.bid_increment, a.buy_now_price, a.leader_id, a.leader_hold_id, a.starts_at, a.ends_at,
+        r#"SELECT a.status AS "status: Status", a.seller_id AS "seller_id: UserId", a.start_price, a.current_price,
+                  a.bid_count, a.bid_increment, a.buy_now_price, a.leader_id AS "leader_id: UserId",
+                  a.leader_hold_id AS "leader_hold_id: HoldId", a.starts_at, a.ends_at,
                   a.soft_close_seconds, clock_timestamp() AS "now!",
                   (SELECT id FROM accounts WHERE user_id = $2 AND kind = 'available') AS "available_account: AccountId",
                   (SELECT id FROM accounts WHERE user_id = $2 AND kind = 'held') AS "held_account: AccountId"
            FROM auctions a WHERE a.id = $1 FOR UPDATE"#,
-        auction_id,
-        actor_id,
+        auction_id as AuctionId,
+        actor_id as UserId,
     )
     .fetch_optional(conn)
     .await?
@@ -147,18 +153,18 @@ async fn lock_auction(conn: &mut PgConnection, auction_id: i64, actor_id: i64) -
 
 async fn insert_bid(
     conn: &mut PgConnection,
-    auction_id: i64,
-    bidder_id: i64,
+    auction_id: AuctionId,
+    bidder_id: UserId,
     amount: i64,
     buy_now: bool,
 ) -> Result<Bid, sqlx::Error> {
     sqlx::query_as!(
         Bid,
         r#"INSERT INTO bids (auction_id, bidder_id, amount, buy_now) VALUES ($1, $2, $3, $4)
-           RETURNING id, auction_id, bidder_id, (SELECT username FROM users WHERE id = $2) AS "bidder_username!",
-                     amount, buy_now, created_at"#,
-        auction_id,
-        bidder_id,
+           RETURNING id AS "id: BidId", auction_id AS "auction_id: AuctionId", bidder_id AS "bidder_id: UserId",
+                     (SELECT username FROM users WHERE id = $2) AS "bidder_username!", amount, buy_now, created_at"#,
+        auction_id as AuctionId,
+        bidder_id as UserId,
         amount,
         buy_now,
     )
@@ -200,7 +206,7 @@ fn bid_event(bid: &Bid, auction: &AuctionState) -> (EventType, serde_json::Value
 /// The stored first result when `key` was used before for this request; claims it otherwise.
 async fn replayed(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     key: Option<&str>,
     request_hash: &[u8],
 ) -> Result<Option<BidReceipt>, AuctionError> {
@@ -214,7 +220,7 @@ async fn replayed(
 /// Stores the result under `key`, if the request had one.
 async fn remember(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     key: Option<&str>,
     receipt: &BidReceipt,
 ) -> Result<(), AuctionError> {
@@ -225,11 +231,20 @@ async fn remember(
 }
 
 /// A bid of `amount` on `auction_id` by `bidder_id`.
-#[tracing::instrument(skip(pool, amount, idempotency_key), fields(auction.id = auction_id, user.id = bidder_id, bid.amount = amount.get()))]
+#[tracing::instrument(
+    skip(pool, amount, idempotency_key),
+    fields(
+        auction_id = auction_id.0,
+        bidder_id = bidder_id.0,
+        auction.id = auction_id.0,
+        user.id = bidder_id.0,
+        bid.amount = amount.get()
+    )
+)]
 pub async fn place_bid(
     pool: &PgPool,
-    auction_id: i64,
-    bidder_id: i64,
+    auction_id: AuctionId,
+    bidder_id: UserId,
     amount: Krw,
     idempotency_key: Option<&str>,
 ) -> Result<BidReceipt, AuctionError> {
@@ -244,10 +259,10 @@ pub async fn place_bid(
 /// Sound because the minimum never falls: a bid too low now is too low at any later moment. On a
 /// busy auction most losing bids end here, so they do not slow the winning ones. (With an
 /// Idempotency-Key the full path runs, so a repeat still gets its first result.)
-async fn refuse_early_if_too_low(pool: &PgPool, auction_id: i64, amount: Krw) -> Result<(), AuctionError> {
+async fn refuse_early_if_too_low(pool: &PgPool, auction_id: AuctionId, amount: Krw) -> Result<(), AuctionError> {
     let snapshot = sqlx::query!(
         "SELECT start_price, bid_count, current_price, bid_increment FROM auctions WHERE id = $1",
-        auction_id
+        auction_id as AuctionId
     )
     .fetch_optional(pool)
     .await?
@@ -262,8 +277,8 @@ async fn refuse_early_if_too_low(pool: &PgPool, auction_id: i64, amount: Krw) ->
 
 async fn place_bid_once(
     conn: &mut PgConnection,
-    auction_id: i64,
-    bidder_id: i64,
+    auction_id: AuctionId,
+    bidder_id: UserId,
     amount: Krw,
     idempotency_key: Option<&str>,
     request_hash: &[u8],
@@ -279,10 +294,10 @@ async fn place_bid_once(
         "UPDATE auctions SET current_price = $2, leader_id = $3, leader_hold_id = $4,
                              bid_count = bid_count + 1, status = 'active', ends_at = coalesce($5, ends_at)
          WHERE id = $1",
-        auction_id,
+        auction_id as AuctionId,
         amount.get(),
-        bidder_id,
-        hold.id,
+        bidder_id as UserId,
+        hold.id as HoldId,
         accepted.extended_to,
     )
     .execute(&mut *conn)
@@ -306,11 +321,14 @@ async fn place_bid_once(
 }
 
 /// Buys `auction_id` at its buy-now price: the auction closes at once with the buyer as winner.
-#[tracing::instrument(skip(pool, idempotency_key), fields(auction.id = auction_id, user.id = buyer_id))]
+#[tracing::instrument(
+    skip(pool, idempotency_key),
+    fields(auction_id = auction_id.0, buyer_id = buyer_id.0, auction.id = auction_id.0, user.id = buyer_id.0)
+)]
 pub async fn buy_now(
     pool: &PgPool,
-    auction_id: i64,
-    buyer_id: i64,
+    auction_id: AuctionId,
+    buyer_id: UserId,
     idempotency_key: Option<&str>,
 ) -> Result<BidReceipt, AuctionError> {
     let request_hash = idempotency::fingerprint("buy_now", &auction_id);
@@ -319,8 +337,8 @@ pub async fn buy_now(
 
 async fn buy_now_once(
     conn: &mut PgConnection,
-    auction_id: i64,
-    buyer_id: i64,
+    auction_id: AuctionId,
+    buyer_id: UserId,
     idempotency_key: Option<&str>,
     request_hash: &[u8],
 ) -> Result<BidReceipt, AuctionError> {
@@ -335,10 +353,10 @@ async fn buy_now_once(
         "UPDATE auctions SET current_price = $2, leader_id = $3, leader_hold_id = $4, winner_id = $3,
                              bid_count = bid_count + 1, status = 'closed', ended_at = $5
          WHERE id = $1",
-        auction_id,
+        auction_id as AuctionId,
         price,
-        buyer_id,
-        hold.id,
+        buyer_id as UserId,
+        hold.id as HoldId,
         locked.now,
     )
     .execute(&mut *conn)
@@ -370,12 +388,19 @@ pub struct Cancelled {
 }
 
 /// Withdraws an auction; only its seller may, and only before the first bid.
-#[tracing::instrument(skip(pool), fields(auction.id = auction_id, user.id = seller_id))]
-pub async fn cancel(pool: &PgPool, auction_id: i64, seller_id: i64) -> Result<Cancelled, AuctionError> {
+#[tracing::instrument(
+    skip(pool),
+    fields(auction_id = auction_id.0, seller_id = seller_id.0, auction.id = auction_id.0, user.id = seller_id.0)
+)]
+pub async fn cancel(pool: &PgPool, auction_id: AuctionId, seller_id: UserId) -> Result<Cancelled, AuctionError> {
     in_transaction!(pool, |conn| cancel_once(conn, auction_id, seller_id))
 }
 
-async fn cancel_once(conn: &mut PgConnection, auction_id: i64, seller_id: i64) -> Result<Cancelled, AuctionError> {
+async fn cancel_once(
+    conn: &mut PgConnection,
+    auction_id: AuctionId,
+    seller_id: UserId,
+) -> Result<Cancelled, AuctionError> {
     let locked = lock_auction(conn, auction_id, seller_id).await?;
     if locked.state.seller_id != seller_id {
         return Err(AuctionError::NotSeller);
@@ -388,9 +413,13 @@ async fn cancel_once(conn: &mut PgConnection, auction_id: i64, seller_id: i64) -
     if !still_open {
         return Err(rules::Refusal::NotActive.into());
     }
-    sqlx::query!("UPDATE auctions SET status = 'cancelled', ended_at = $2 WHERE id = $1", auction_id, locked.now)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE auctions SET status = 'cancelled', ended_at = $2 WHERE id = $1",
+        auction_id as AuctionId,
+        locked.now
+    )
+    .execute(&mut *conn)
+    .await?;
     let events = events::append(conn, auction_id, &[(EventType::AuctionCancelled, json!({}))]).await?;
     let auction = store::find(conn, auction_id).await?.ok_or(AuctionError::NotFound)?;
     Ok(Cancelled { auction, events })

@@ -10,6 +10,7 @@ use sqlx::{Connection, PgConnection};
 use super::Status;
 use crate::email::NotificationKind;
 use crate::events::{self, EventType, StoredEvent};
+use crate::ids::{AuctionId, HoldId, UserId};
 use crate::jobs::release_hold::ReleaseHold;
 use crate::jobs::settle_auction::SettleAuction;
 use crate::notifications;
@@ -35,10 +36,10 @@ pub struct Closed {
 
 /// An auction this pass ended.
 struct Ended {
-    id: i64,
+    id: AuctionId,
     status: Status,
-    seller_id: i64,
-    winner_id: Option<i64>,
+    seller_id: UserId,
+    winner_id: Option<UserId>,
     current_price: i64,
 }
 
@@ -69,7 +70,8 @@ pub async fn close_due(conn: &mut PgConnection, limit: i64) -> Result<Closed, sq
          WHERE a.id IN (SELECT id FROM auctions WHERE status = 'active' AND ends_at <= now()
                         ORDER BY ends_at LIMIT $1 FOR UPDATE SKIP LOCKED)
            AND a.status = 'active' AND a.ends_at <= now()
-         RETURNING a.id, a.status AS "status: Status", a.seller_id, a.winner_id, a.current_price"#,
+         RETURNING a.id AS "id: AuctionId", a.status AS "status: Status", a.seller_id AS "seller_id: UserId",
+                   a.winner_id AS "winner_id: UserId", a.current_price"#,
         limit,
     )
     .fetch_all(&mut *tx)
@@ -83,10 +85,12 @@ pub async fn close_due(conn: &mut PgConnection, limit: i64) -> Result<Closed, sq
             result.events.extend(events::append(&mut tx, auction.id, &[(EventType::AuctionClosed, data)]).await?);
         } else {
             result.unsold += 1;
-            let holds =
-                sqlx::query_scalar!("SELECT id FROM holds WHERE auction_id = $1 AND status = 'open'", auction.id)
-                    .fetch_all(&mut *tx)
-                    .await?;
+            let holds = sqlx::query_scalar!(
+                r#"SELECT id AS "id: HoldId" FROM holds WHERE auction_id = $1 AND status = 'open'"#,
+                auction.id as AuctionId,
+            )
+            .fetch_all(&mut *tx)
+            .await?;
             for hold_id in holds {
                 outbox::record(&mut tx, &ReleaseHold { hold_id }).await?;
             }

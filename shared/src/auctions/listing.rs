@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 use super::Status;
 use super::bidding::Bid;
 use super::store::{Auction, auction_select};
+use crate::ids::{AuctionId, BidId, CategoryId, RegionId, UserId};
 use crate::pagination::{Cursor, CursorError, next_page};
 
 /// List order.
@@ -28,9 +29,9 @@ pub enum Sort {
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     /// The region's whole subtree, plus national auctions.
-    pub region_id: Option<i64>,
+    pub region_id: Option<RegionId>,
     /// One category.
-    pub category_id: Option<i64>,
+    pub category_id: Option<CategoryId>,
     /// Words in the title (case-insensitive substring).
     pub q: Option<String>,
     /// Current price at least.
@@ -40,21 +41,21 @@ pub struct Filter {
     /// Status as clients see it.
     pub status: Option<Status>,
     /// One seller's auctions.
-    pub seller_id: Option<i64>,
+    pub seller_id: Option<UserId>,
     /// Auctions this user has bid on.
-    pub bidder_id: Option<i64>,
+    pub bidder_id: Option<UserId>,
     /// Auctions this user watches.
-    pub watcher_id: Option<i64>,
+    pub watcher_id: Option<UserId>,
 }
 
 fn cursor_after(sort: Sort, auction: &Auction) -> Cursor {
     let key = match sort {
-        Sort::EndingSoon => return Cursor::for_time(auction.ends_at, auction.id),
-        Sort::Newest => auction.id,
+        Sort::EndingSoon => return Cursor::for_time(auction.ends_at, auction.id.0),
+        Sort::Newest => auction.id.0,
         Sort::PriceAsc | Sort::PriceDesc => auction.current_price,
         Sort::MostBids => i64::from(auction.bid_count),
     };
-    Cursor::new(key, auction.id)
+    Cursor::new(key, auction.id.0)
 }
 
 macro_rules! list_sql {
@@ -145,29 +146,32 @@ pub async fn list(
 /// A page of an auction's bids, newest first; `None` for an unknown auction.
 pub async fn bids(
     conn: &mut PgConnection,
-    auction_id: i64,
+    auction_id: AuctionId,
     cursor: Option<Cursor>,
     limit: u8,
 ) -> Result<Option<(Vec<Bid>, Option<Cursor>)>, sqlx::Error> {
-    let exists =
-        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM auctions WHERE id = $1) AS "exists!""#, auction_id)
-            .fetch_one(&mut *conn)
-            .await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM auctions WHERE id = $1) AS "exists!""#,
+        auction_id as AuctionId
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     if !exists {
         return Ok(None);
     }
     let items = sqlx::query_as!(
         Bid,
-        "SELECT b.id, b.auction_id, b.bidder_id, u.username AS bidder_username, b.amount, b.buy_now, b.created_at
-         FROM bids b JOIN users u ON u.id = b.bidder_id
-         WHERE b.auction_id = $1 AND ($2::bigint IS NULL OR b.id < $2) ORDER BY b.id DESC LIMIT $3",
-        auction_id,
+        r#"SELECT b.id AS "id: BidId", b.auction_id AS "auction_id: AuctionId", b.bidder_id AS "bidder_id: UserId",
+                  u.username AS bidder_username, b.amount, b.buy_now, b.created_at
+           FROM bids b JOIN users u ON u.id = b.bidder_id
+           WHERE b.auction_id = $1 AND ($2::bigint IS NULL OR b.id < $2) ORDER BY b.id DESC LIMIT $3"#,
+        auction_id as AuctionId,
         cursor.map(Cursor::id),
         i64::from(limit) + 1,
     )
     .fetch_all(conn)
     .await?;
-    Ok(Some(next_page(items, limit, |bid| Cursor::for_id(bid.id))))
+    Ok(Some(next_page(items, limit, |bid| Cursor::for_id(bid.id.0))))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::rules::min_next_bid;
 use super::{Condition, ShippingPayer, Status};
+use crate::ids::{CategoryId, RegionId};
 use crate::money::{Krw, MAX_AMOUNT};
 use crate::validation::{ValidationError, is_invisible, refuse_control_chars};
 
@@ -26,9 +27,9 @@ pub struct NewAuctionRequest {
     /// Up to 5,000 characters.
     pub description: Option<String>,
     /// The item's category.
-    pub category_id: i64,
+    pub category_id: CategoryId,
     /// Defaults to the seller's home region.
-    pub region_id: Option<i64>,
+    pub region_id: Option<RegionId>,
     /// Visible in every region.
     pub national: bool,
     /// The item's condition.
@@ -59,9 +60,9 @@ pub struct NewAuction {
     /// Description (may be empty).
     pub description: String,
     /// Category.
-    pub category_id: i64,
+    pub category_id: CategoryId,
     /// Region.
-    pub region_id: i64,
+    pub region_id: RegionId,
     /// Visible everywhere.
     pub national: bool,
     /// Condition.
@@ -92,7 +93,7 @@ fn invalid(field: &'static str, code: &'static str, message: impl Into<String>) 
 
 impl NewAuctionRequest {
     /// Applies every rule at `now`; `home_region` is the seller's, used when no region is given.
-    pub fn validate(self, home_region: Option<i64>, now: DateTime<Utc>) -> Result<NewAuction, ValidationError> {
+    pub fn validate(self, home_region: Option<RegionId>, now: DateTime<Utc>) -> Result<NewAuction, ValidationError> {
         refuse_control_chars("title", &self.title, false)?;
         let title = self.title.trim().to_owned();
         let title_len = title.chars().count();
@@ -192,7 +193,7 @@ mod tests {
         NewAuctionRequest {
             title: "  Bicycle ".into(),
             description: None,
-            category_id: 8,
+            category_id: CategoryId(8),
             region_id: None,
             national: false,
             condition: Condition::Good,
@@ -208,15 +209,15 @@ mod tests {
     }
 
     fn field_of(request: NewAuctionRequest) -> (&'static str, &'static str) {
-        let err = request.validate(Some(111), now()).unwrap_err();
+        let err = request.validate(Some(RegionId(111)), now()).unwrap_err();
         (err.field, err.code)
     }
 
     #[test]
     fn defaults_fill_in_region_start_and_soft_close() {
-        let auction = request().validate(Some(111), now()).unwrap();
+        let auction = request().validate(Some(RegionId(111)), now()).unwrap();
         assert_eq!(auction.title, "Bicycle");
-        assert_eq!(auction.region_id, 111);
+        assert_eq!(auction.region_id, RegionId(111));
         assert_eq!(auction.starts_at, now());
         assert_eq!(auction.soft_close_seconds, 120);
         assert_eq!(auction.status, Status::Active);
@@ -225,7 +226,7 @@ mod tests {
     #[test]
     fn a_later_start_is_scheduled() {
         let later = NewAuctionRequest { starts_at: Some(now() + Duration::minutes(10)), ..request() };
-        assert_eq!(later.validate(Some(111), now()).unwrap().status, Status::Scheduled);
+        assert_eq!(later.validate(Some(RegionId(111)), now()).unwrap().status, Status::Scheduled);
     }
 
     #[test]

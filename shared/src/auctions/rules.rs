@@ -3,6 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::Status;
+use crate::ids::UserId;
 
 /// The documented bid increment table, by current price (KRW):
 ///
@@ -40,7 +41,7 @@ pub struct AuctionState {
     /// Stored status.
     pub status: Status,
     /// Who sells.
-    pub seller_id: i64,
+    pub seller_id: UserId,
     /// The first bid's minimum.
     pub start_price: i64,
     /// The highest accepted bid (the start price before any).
@@ -52,7 +53,7 @@ pub struct AuctionState {
     /// Buy-now price, if offered.
     pub buy_now_price: Option<i64>,
     /// Who leads.
-    pub leader_id: Option<i64>,
+    pub leader_id: Option<UserId>,
     /// When bidding opens.
     pub starts_at: DateTime<Utc>,
     /// When bidding closes.
@@ -116,7 +117,7 @@ pub struct AcceptedBid {
 /// Checks a bid of `amount` by `bidder_id` at `now`.
 pub fn check_bid(
     auction: &AuctionState,
-    bidder_id: i64,
+    bidder_id: UserId,
     amount: i64,
     now: DateTime<Utc>,
 ) -> Result<AcceptedBid, Refusal> {
@@ -136,7 +137,7 @@ pub fn check_bid(
 }
 
 /// Checks a buy-now by `buyer_id` at `now`, returning the price to pay.
-pub fn check_buy_now(auction: &AuctionState, buyer_id: i64, now: DateTime<Utc>) -> Result<i64, Refusal> {
+pub fn check_buy_now(auction: &AuctionState, buyer_id: UserId, now: DateTime<Utc>) -> Result<i64, Refusal> {
     if buyer_id == auction.seller_id {
         return Err(Refusal::OwnAuction);
     }
@@ -153,6 +154,10 @@ pub fn check_buy_now(auction: &AuctionState, buyer_id: i64, now: DateTime<Utc>) 
 mod tests {
     use super::*;
 
+    const SELLER: UserId = UserId(1);
+    const BIDDER: UserId = UserId(2);
+    const RIVAL: UserId = UserId(3);
+
     fn at(seconds: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
     }
@@ -160,7 +165,7 @@ mod tests {
     fn auction() -> AuctionState {
         AuctionState {
             status: Status::Active,
-            seller_id: 1,
+            seller_id: SELLER,
             start_price: 10_000,
             current_price: 10_000,
             bid_count: 0,
@@ -185,42 +190,46 @@ mod tests {
     #[test]
     fn the_first_bid_may_equal_the_start_price_and_later_ones_need_an_increment() {
         let mut a = auction();
-        assert_eq!(check_bid(&a, 2, 9_999, at(10)), Err(Refusal::TooLow { minimum: 10_000 }));
-        assert!(check_bid(&a, 2, 10_000, at(10)).is_ok());
+        assert_eq!(check_bid(&a, BIDDER, 9_999, at(10)), Err(Refusal::TooLow { minimum: 10_000 }));
+        assert!(check_bid(&a, BIDDER, 10_000, at(10)).is_ok());
         a.bid_count = 1;
         assert_eq!(a.min_next_bid(), 11_000);
         a.bid_increment = Some(3_000);
-        assert_eq!(check_bid(&a, 3, 12_000, at(10)), Err(Refusal::TooLow { minimum: 13_000 }));
+        assert_eq!(check_bid(&a, RIVAL, 12_000, at(10)), Err(Refusal::TooLow { minimum: 13_000 }));
     }
 
     #[test]
     fn sellers_cannot_bid_or_buy_their_own_items() {
-        assert_eq!(check_bid(&auction(), 1, 20_000, at(10)), Err(Refusal::OwnAuction));
-        assert_eq!(check_buy_now(&auction(), 1, at(10)), Err(Refusal::OwnAuction));
+        assert_eq!(check_bid(&auction(), SELLER, 20_000, at(10)), Err(Refusal::OwnAuction));
+        assert_eq!(check_buy_now(&auction(), SELLER, at(10)), Err(Refusal::OwnAuction));
     }
 
     #[test]
     fn nothing_is_accepted_before_the_start_or_from_the_end_on() {
         let a = auction();
-        assert_eq!(check_bid(&a, 2, 10_000, at(-1)), Err(Refusal::NotActive));
-        assert_eq!(check_bid(&a, 2, 10_000, at(3_600)), Err(Refusal::NotActive));
-        assert_eq!(check_buy_now(&a, 2, at(3_600)), Err(Refusal::NotActive), "buy-now after the end steals the win");
+        assert_eq!(check_bid(&a, BIDDER, 10_000, at(-1)), Err(Refusal::NotActive));
+        assert_eq!(check_bid(&a, BIDDER, 10_000, at(3_600)), Err(Refusal::NotActive));
+        assert_eq!(
+            check_buy_now(&a, BIDDER, at(3_600)),
+            Err(Refusal::NotActive),
+            "buy-now after the end steals the win"
+        );
         for status in [Status::Closed, Status::Settled, Status::Unsold, Status::Cancelled] {
             let ended = AuctionState { status, ..auction() };
-            assert_eq!(check_bid(&ended, 2, 90_000, at(10)), Err(Refusal::NotActive));
-            assert_eq!(check_buy_now(&ended, 2, at(10)), Err(Refusal::NotActive));
+            assert_eq!(check_bid(&ended, BIDDER, 90_000, at(10)), Err(Refusal::NotActive));
+            assert_eq!(check_buy_now(&ended, BIDDER, at(10)), Err(Refusal::NotActive));
         }
     }
 
     #[test]
     fn buy_now_is_gone_once_bidding_reaches_its_price() {
         let mut a = auction();
-        assert_eq!(check_buy_now(&a, 2, at(10)), Ok(50_000));
+        assert_eq!(check_buy_now(&a, BIDDER, at(10)), Ok(50_000));
         a.bid_count = 3;
         a.current_price = 50_000;
-        assert_eq!(check_buy_now(&a, 2, at(10)), Err(Refusal::BuyNowUnavailable));
+        assert_eq!(check_buy_now(&a, BIDDER, at(10)), Err(Refusal::BuyNowUnavailable));
         assert_eq!(
-            check_buy_now(&AuctionState { buy_now_price: None, ..auction() }, 2, at(10)),
+            check_buy_now(&AuctionState { buy_now_price: None, ..auction() }, BIDDER, at(10)),
             Err(Refusal::BuyNowUnavailable)
         );
     }
@@ -228,10 +237,10 @@ mod tests {
     #[test]
     fn bids_in_the_soft_close_window_extend_the_end() {
         let a = auction();
-        assert_eq!(check_bid(&a, 2, 10_000, at(3_000)).unwrap().extended_to, None);
-        assert_eq!(check_bid(&a, 2, 10_000, at(3_500)).unwrap().extended_to, Some(at(3_620)));
+        assert_eq!(check_bid(&a, BIDDER, 10_000, at(3_000)).unwrap().extended_to, None);
+        assert_eq!(check_bid(&a, BIDDER, 10_000, at(3_500)).unwrap().extended_to, Some(at(3_620)));
         let no_window = AuctionState { soft_close_seconds: 0, ..auction() };
-        assert_eq!(check_bid(&no_window, 2, 10_000, at(3_599)).unwrap().extended_to, None);
+        assert_eq!(check_bid(&no_window, BIDDER, 10_000, at(3_599)).unwrap().extended_to, None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use sqlx::{Connection, PgConnection};
 use super::Status;
 use crate::email::NotificationKind;
 use crate::events::{self, EventType, StoredEvent};
+use crate::ids::{AuctionId, HoldId, UserId};
 use crate::jobs::release_hold::ReleaseHold;
 use crate::ledger::LedgerError;
 use crate::ledger::holds::{self, Ended};
@@ -27,9 +28,9 @@ pub enum SettleOutcome {
 /// How an auction ended, read under its row lock.
 struct Outcome {
     status: Status,
-    seller_id: i64,
-    winner_id: Option<i64>,
-    leader_hold_id: Option<i64>,
+    seller_id: UserId,
+    winner_id: Option<UserId>,
+    leader_hold_id: Option<HoldId>,
     price: i64,
 }
 
@@ -37,39 +38,42 @@ struct Outcome {
 /// captures the winner's hold to the seller (`fee_bps` to the platform), marks the auction
 /// `settled`, records the winner's and seller's emails, and records a release of every other open
 /// hold. Each release is its own job, so one loser's account can never hold the sale up.
-#[tracing::instrument(skip_all, fields(auction.id = auction_id))]
+#[tracing::instrument(skip_all, fields(auction.id = auction_id.0))]
 pub async fn settle_auction(
     conn: &mut PgConnection,
-    auction_id: i64,
+    auction_id: AuctionId,
     fee_bps: u16,
 ) -> Result<SettleOutcome, LedgerError> {
     let mut tx = conn.begin().await?;
     let row = sqlx::query_as!(
         Outcome,
-        r#"SELECT status AS "status: Status", seller_id, winner_id, leader_hold_id, current_price AS price
+        r#"SELECT status AS "status: Status", seller_id AS "seller_id: UserId", winner_id AS "winner_id: UserId",
+                  leader_hold_id AS "leader_hold_id: HoldId", current_price AS price
            FROM auctions WHERE id = $1 FOR UPDATE"#,
-        auction_id,
+        auction_id as AuctionId,
     )
     .fetch_optional(&mut *tx)
     .await?;
     let Some(Outcome { status, seller_id, winner_id, leader_hold_id, price }) = row else {
-        tracing::warn!(auction.id = auction_id, "settlement for an auction that does not exist");
+        tracing::warn!(auction.id = auction_id.0, "settlement for an auction that does not exist");
         return Ok(SettleOutcome::Missing);
     };
     let (Some(winner_id), Some(winning_hold), Status::Closed) = (winner_id, leader_hold_id, status) else {
         return Ok(SettleOutcome::NotClosed);
     };
-    let losers: Vec<i64> = sqlx::query_scalar!(
-        "SELECT id FROM holds WHERE auction_id = $1 AND status = 'open' AND id <> $2",
-        auction_id,
-        winning_hold
+    let losers = sqlx::query_scalar!(
+        r#"SELECT id AS "id: HoldId" FROM holds WHERE auction_id = $1 AND status = 'open' AND id <> $2"#,
+        auction_id as AuctionId,
+        winning_hold as HoldId,
     )
     .fetch_all(&mut *tx)
     .await?;
     for hold_id in losers {
         outbox::record(&mut tx, &ReleaseHold { hold_id }).await?;
     }
-    sqlx::query!("UPDATE auctions SET status = 'settled' WHERE id = $1", auction_id).execute(&mut *tx).await?;
+    sqlx::query!("UPDATE auctions SET status = 'settled' WHERE id = $1", auction_id as AuctionId)
+        .execute(&mut *tx)
+        .await?;
     let settled = json!({ "winner_id": winner_id, "price": price });
     let events = events::append(&mut tx, auction_id, &[(EventType::AuctionSettled, settled)]).await?;
     notifications::record(&mut tx, NotificationKind::Won, auction_id, winner_id).await?;
@@ -77,7 +81,7 @@ pub async fn settle_auction(
     // Last, just before the commit: crediting the seller and the fee account locks rows that every
     // settlement of that seller (and every settlement at all, for fees) shares.
     if holds::capture(&mut tx, winning_hold, seller_id, fee_bps).await? == Ended::Already {
-        tracing::error!(auction.id = auction_id, hold.id = winning_hold, "winning hold had already ended");
+        tracing::error!(auction.id = auction_id.0, hold.id = winning_hold.0, "winning hold had already ended");
     }
     tx.commit().await?;
     Ok(SettleOutcome::Settled(events))

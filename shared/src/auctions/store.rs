@@ -7,6 +7,7 @@ use super::new::NewAuction;
 use super::rules::AuctionState;
 use super::{AuctionError, Condition, ShippingPayer, Status};
 use crate::db::violates;
+use crate::ids::{AuctionId, CategoryId, RegionId, UserId};
 use crate::photos::ReadyPhoto;
 use crate::validation::ValidationError;
 
@@ -34,15 +35,15 @@ pub(crate) use auction_select;
 /// An auction as clients see it (before the fields derived from the clock).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct Auction {
-    pub id: i64,
+    pub id: AuctionId,
     pub title: String,
     pub description: String,
-    pub seller_id: i64,
+    pub seller_id: UserId,
     pub seller_username: String,
-    pub category_id: i64,
+    pub category_id: CategoryId,
     pub category_slug: String,
     pub category_name: String,
-    pub region_id: i64,
+    pub region_id: RegionId,
     pub region_name: String,
     pub national: bool,
     pub condition: Condition,
@@ -54,8 +55,8 @@ pub struct Auction {
     pub reserve_price: Option<i64>,
     pub bid_increment: Option<i64>,
     pub bid_count: i32,
-    pub leader_id: Option<i64>,
-    pub winner_id: Option<i64>,
+    pub leader_id: Option<UserId>,
+    pub winner_id: Option<UserId>,
     pub watchers_count: i32,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
@@ -93,10 +94,10 @@ impl Auction {
 
 /// Stores a validated auction for `seller_id` and returns it, unless the seller already has
 /// `max_open` scheduled or active auctions.
-#[tracing::instrument(skip(conn, new), fields(user.id = seller_id))]
+#[tracing::instrument(skip(conn, new), fields(seller_id = seller_id.0, max_open = max_open, user.id = seller_id.0))]
 pub async fn create(
     conn: &mut PgConnection,
-    seller_id: i64,
+    seller_id: UserId,
     new: &NewAuction,
     max_open: i64,
 ) -> Result<Auction, AuctionError> {
@@ -105,7 +106,7 @@ pub async fn create(
     let open = sqlx::query_scalar!(
         r#"SELECT count(*) AS "open!" FROM auctions WHERE seller_id = (SELECT id FROM users WHERE id = $1 FOR UPDATE)
              AND status IN ('scheduled', 'active')"#,
-        seller_id,
+        seller_id as UserId,
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -113,15 +114,16 @@ pub async fn create(
         return Err(AuctionError::TooManyOpen { max: max_open });
     }
     let id = sqlx::query_scalar!(
-        "INSERT INTO auctions (seller_id, title, description, category_id, region_id, national, condition,
+        r#"INSERT INTO auctions (seller_id, title, description, category_id, region_id, national, condition,
              shipping_payer, start_price, buy_now_price, reserve_price, bid_increment, current_price, status,
              starts_at, ends_at, soft_close_seconds)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $9, $13, $14, $15, $16) RETURNING id",
-        seller_id,
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $9, $13, $14, $15, $16)
+         RETURNING id AS "id: AuctionId""#,
+        seller_id as UserId,
         &new.title,
         &new.description,
-        new.category_id,
-        new.region_id,
+        new.category_id as CategoryId,
+        new.region_id as RegionId,
         new.national,
         new.condition as Condition,
         new.shipping_payer as ShippingPayer,
@@ -151,7 +153,7 @@ pub async fn create(
 }
 
 /// The auction with this id.
-pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<Auction>, sqlx::Error> {
+pub async fn find(conn: &mut PgConnection, id: AuctionId) -> Result<Option<Auction>, sqlx::Error> {
     // Not a checked macro: the SELECT is shared with the list's dynamic statements (`auction_select!`).
     sqlx::query_as(concat!(auction_select!(), " WHERE a.id = $1")).bind(id).fetch_optional(conn).await
 }

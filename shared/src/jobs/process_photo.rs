@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Job, JobContext, JobError, Queue};
 use crate::events;
+use crate::ids::{AuctionId, PhotoId};
 use crate::media::{MediaError, MediaKey, Rendition};
 use crate::photos::processing::{self, Work};
 
@@ -11,7 +12,7 @@ use crate::photos::processing::{self, Work};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessPhoto {
     /// The photo.
-    pub photo_id: i64,
+    pub photo_id: PhotoId,
 }
 
 impl Job for ProcessPhoto {
@@ -27,7 +28,7 @@ impl Job for ProcessPhoto {
                            AND coalesce(o.relayed_at, now()) > now() - make_interval(secs => $1))";
 
     fn subject(&self) -> i64 {
-        self.photo_id
+        self.photo_id.0
     }
 
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
@@ -47,7 +48,7 @@ impl Job for ProcessPhoto {
 }
 
 impl ProcessPhoto {
-    async fn render(self, ctx: &JobContext, auction_id: i64, original: &MediaKey) -> Result<(), JobError> {
+    async fn render(self, ctx: &JobContext, auction_id: AuctionId, original: &MediaKey) -> Result<(), JobError> {
         let upload = ctx.media.read(original).await?;
         let upload_bytes = upload.len();
         let rendered = ctx.render_slots.render(upload).await.map_err(|e| JobError::Abandon(format!("render: {e}")))?;
@@ -55,7 +56,7 @@ impl ProcessPhoto {
             Ok(rendered) => rendered,
             Err(rejection) => {
                 processing::mark_rejected(&mut *ctx.pool.acquire().await?, self.photo_id, rejection).await?;
-                tracing::info!(photo.id = self.photo_id, upload_bytes, reason = rejection.code(), "photo rejected");
+                tracing::info!(photo.id = self.photo_id.0, upload_bytes, reason = rejection.code(), "photo rejected");
                 return Ok(());
             }
         };
@@ -66,7 +67,7 @@ impl ProcessPhoto {
         let mut conn = ctx.pool.acquire().await?;
         let events = processing::mark_ready(&mut conn, self.photo_id, auction_id, &rendered, &thumb, &large).await?;
         tracing::info!(
-            photo.id = self.photo_id,
+            photo.id = self.photo_id.0,
             upload_bytes,
             width = rendered.width,
             height = rendered.height,

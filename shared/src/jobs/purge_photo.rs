@@ -3,13 +3,14 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Job, JobContext, JobError, Queue};
+use crate::ids::PhotoId;
 use crate::photos::processing::{self, Work};
 
 /// Delete the files of a photo its seller removed, then forget it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurgePhoto {
     /// The removed photo.
-    pub photo_id: i64,
+    pub photo_id: PhotoId,
 }
 
 impl Job for PurgePhoto {
@@ -25,7 +26,7 @@ impl Job for PurgePhoto {
                            AND coalesce(o.relayed_at, now()) > now() - make_interval(secs => $1))";
 
     fn subject(&self) -> i64 {
-        self.photo_id
+        self.photo_id.0
     }
 
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
@@ -36,7 +37,7 @@ impl Job for PurgePhoto {
             ctx.media.delete(file).await?;
         }
         processing::forget_removed(&mut *ctx.pool.acquire().await?, self.photo_id).await?;
-        tracing::info!(photo.id = self.photo_id, files = files.len(), "photo purged");
+        tracing::info!(photo.id = self.photo_id.0, files = files.len(), "photo purged");
         Ok(())
     }
 }

@@ -4,12 +4,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{Job, JobContext, JobError, Queue};
 use crate::auctions::release::release_outbid_hold;
+use crate::ids::HoldId;
 
 /// Release one hold, unless it leads its auction again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseHold {
     /// The hold.
-    pub hold_id: i64,
+    pub hold_id: HoldId,
 }
 
 impl Job for ReleaseHold {
@@ -26,12 +27,12 @@ impl Job for ReleaseHold {
                            AND coalesce(o.relayed_at, now()) > now() - make_interval(secs => $1))";
 
     fn subject(&self) -> i64 {
-        self.hold_id
+        self.hold_id.0
     }
 
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
         let outcome = release_outbid_hold(&mut *ctx.pool.acquire().await?, self.hold_id).await?;
-        tracing::debug!(hold.id = self.hold_id, ?outcome, "release");
+        tracing::debug!(hold.id = self.hold_id.0, ?outcome, "release");
         Ok(())
     }
 }

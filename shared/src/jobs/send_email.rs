@@ -3,13 +3,14 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Job, JobContext, JobError, Queue};
+use crate::ids::NotificationId;
 use crate::notifications::{self, DeliveryError};
 
 /// Send one notification's email.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendEmail {
     /// The notification row.
-    pub notification_id: i64,
+    pub notification_id: NotificationId,
 }
 
 impl Job for SendEmail {
@@ -26,14 +27,14 @@ impl Job for SendEmail {
                            AND coalesce(o.relayed_at, now()) > now() - make_interval(secs => $1))";
 
     fn subject(&self) -> i64 {
-        self.notification_id
+        self.notification_id.0
     }
 
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
         let mut conn = ctx.pool.acquire().await?;
         match notifications::send(&mut conn, &ctx.mailer, &ctx.from, self.notification_id).await {
             Ok(outcome) => {
-                tracing::info!(notification.id = self.notification_id, ?outcome, "email");
+                tracing::info!(notification.id = self.notification_id.0, ?outcome, "email");
                 Ok(())
             }
             Err(DeliveryError::Transient(e)) => Err(JobError::Retry(e)),

@@ -5,12 +5,13 @@ use serde::{Deserialize, Serialize};
 use super::{Job, JobContext, JobError, Queue};
 use crate::auctions::settlement::{SettleOutcome, settle_auction};
 use crate::events;
+use crate::ids::AuctionId;
 
 /// Settle one closed auction, then tell its watchers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettleAuction {
     /// The closed auction.
-    pub auction_id: i64,
+    pub auction_id: AuctionId,
 }
 
 impl Job for SettleAuction {
@@ -26,13 +27,13 @@ impl Job for SettleAuction {
                            AND coalesce(o.relayed_at, now()) > now() - make_interval(secs => $1))";
 
     fn subject(&self) -> i64 {
-        self.auction_id
+        self.auction_id.0
     }
 
     async fn run(self, ctx: &JobContext) -> Result<(), JobError> {
         let outcome = settle_auction(&mut *ctx.pool.acquire().await?, self.auction_id, ctx.fee_bps).await?;
         tracing::info!(
-            auction.id = self.auction_id,
+            auction.id = self.auction_id.0,
             settled = matches!(outcome, SettleOutcome::Settled(_)),
             "settlement"
         );

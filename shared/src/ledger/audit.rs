@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 
+use crate::ids::{AccountId, HoldId, UserId};
+
 /// One broken invariant.
 #[derive(Debug, Clone, Serialize)]
 pub struct Violation {
@@ -13,11 +15,11 @@ pub struct Violation {
     /// What was found, for people.
     pub message: String,
     /// The account concerned, if any.
-    pub account_id: Option<i64>,
+    pub account_id: Option<AccountId>,
     /// The user concerned, if any.
-    pub user_id: Option<i64>,
+    pub user_id: Option<UserId>,
     /// The hold concerned, if any.
-    pub hold_id: Option<i64>,
+    pub hold_id: Option<HoldId>,
 }
 
 /// Where the money is. Lifetime sums grow without bound (deposit and withdraw in a loop), so they are
@@ -55,7 +57,7 @@ pub struct AuditReport {
 
 /// A hold with what its transfers put in and took out.
 struct HoldTally {
-    hold_id: i64,
+    hold_id: HoldId,
     status: String,
     amount: i64,
     placed: i64,
@@ -78,7 +80,7 @@ pub async fn audit(conn: &mut PgConnection) -> Result<AuditReport, sqlx::Error> 
     let mut violations = Vec::new();
 
     let mismatched = sqlx::query!(
-        r#"SELECT a.id, a.balance, (coalesce(i.total, 0) - coalesce(o.total, 0))::text AS "derived!"
+        r#"SELECT a.id AS "id: AccountId", a.balance, (coalesce(i.total, 0) - coalesce(o.total, 0))::text AS "derived!"
            FROM accounts a
            LEFT JOIN (SELECT to_account, sum(amount) AS total FROM transfers GROUP BY to_account) i ON i.to_account = a.id
            LEFT JOIN (SELECT from_account, sum(amount) AS total FROM transfers GROUP BY from_account) o ON o.from_account = a.id
@@ -96,9 +98,10 @@ pub async fn audit(conn: &mut PgConnection) -> Result<AuditReport, sqlx::Error> 
         });
     }
 
-    let negative = sqlx::query!("SELECT id, balance FROM accounts WHERE balance < 0 AND kind <> 'external'")
-        .fetch_all(&mut *tx)
-        .await?;
+    let negative =
+        sqlx::query!(r#"SELECT id AS "id: AccountId", balance FROM accounts WHERE balance < 0 AND kind <> 'external'"#)
+            .fetch_all(&mut *tx)
+            .await?;
     for (account_id, balance) in negative.into_iter().map(|r| (r.id, r.balance)) {
         violations.push(Violation {
             account_id: Some(account_id),
@@ -107,7 +110,7 @@ pub async fn audit(conn: &mut PgConnection) -> Result<AuditReport, sqlx::Error> 
     }
 
     let held_mismatch = sqlx::query!(
-        r#"SELECT a.user_id AS "user_id!", a.balance, coalesce(h.total, 0)::bigint AS "open!" FROM accounts a
+        r#"SELECT a.user_id AS "user_id!: UserId", a.balance, coalesce(h.total, 0)::bigint AS "open!" FROM accounts a
            LEFT JOIN (SELECT user_id, sum(amount) AS total FROM holds WHERE status = 'open' GROUP BY user_id) h
              ON h.user_id = a.user_id
            WHERE a.kind = 'held' AND a.balance <> coalesce(h.total, 0)"#,
@@ -124,7 +127,7 @@ pub async fn audit(conn: &mut PgConnection) -> Result<AuditReport, sqlx::Error> 
     // Per hold: what was put in, what came out by release, by capture (+ fee).
     let bad_holds = sqlx::query_as!(
         HoldTally,
-        r#"SELECT h.id AS hold_id, h.status, h.amount,
+        r#"SELECT h.id AS "hold_id: HoldId", h.status, h.amount,
                   coalesce(sum(t.amount) FILTER (WHERE t.kind = 'hold'), 0)::bigint AS "placed!",
                   coalesce(sum(t.amount) FILTER (WHERE t.kind = 'release'), 0)::bigint AS "released!",
                   coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('capture', 'fee')), 0)::bigint AS "captured!",

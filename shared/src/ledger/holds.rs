@@ -8,29 +8,35 @@ use sqlx::PgConnection;
 
 use super::transfers::{Movement, TransferKind, transfer};
 use super::{FEES_ACCOUNT, LedgerError, UserAccounts, user_accounts};
+use crate::ids::{AuctionId, BidId, HoldId, UserId};
 use crate::money::Krw;
 
 /// An open hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hold {
     /// Stable identifier.
-    pub id: i64,
+    pub id: HoldId,
     /// Whose money.
-    pub user_id: i64,
+    pub user_id: UserId,
     /// For which auction.
-    pub auction_id: i64,
+    pub auction_id: AuctionId,
     /// How much is held.
     pub amount: i64,
 }
 
 /// The bidder's open hold on an auction. Holds of an auction change only under its row lock, so
 /// a caller holding that lock may rely on the answer for the rest of its transaction.
-pub async fn open_hold(conn: &mut PgConnection, user_id: i64, auction_id: i64) -> Result<Option<Hold>, sqlx::Error> {
+pub async fn open_hold(
+    conn: &mut PgConnection,
+    user_id: UserId,
+    auction_id: AuctionId,
+) -> Result<Option<Hold>, sqlx::Error> {
     sqlx::query_as!(
         Hold,
-        "SELECT id, user_id, auction_id, amount FROM holds WHERE user_id = $1 AND auction_id = $2 AND status = 'open'",
-        user_id,
-        auction_id,
+        r#"SELECT id AS "id: HoldId", user_id AS "user_id: UserId", auction_id AS "auction_id: AuctionId", amount
+           FROM holds WHERE user_id = $1 AND auction_id = $2 AND status = 'open'"#,
+        user_id as UserId,
+        auction_id as AuctionId,
     )
     .fetch_optional(conn)
     .await
@@ -40,11 +46,11 @@ pub async fn open_hold(conn: &mut PgConnection, user_id: i64, auction_id: i64) -
 #[derive(Debug, Clone, Copy)]
 pub struct ForBid {
     /// Whose money.
-    pub bidder_id: i64,
+    pub bidder_id: UserId,
     /// Which auction.
-    pub auction_id: i64,
+    pub auction_id: AuctionId,
     /// Which bid.
-    pub bid_id: i64,
+    pub bid_id: BidId,
 }
 
 /// Makes the bidder's hold on the bid's auction equal `total`, moving only the difference from
@@ -61,8 +67,10 @@ pub async fn hold_up_to(
         Some(hold) => {
             sqlx::query_as!(
                 Hold,
-                "UPDATE holds SET amount = $2 WHERE id = $1 RETURNING id, user_id, auction_id, amount",
-                hold.id,
+                r#"UPDATE holds SET amount = $2 WHERE id = $1
+                   RETURNING id AS "id: HoldId", user_id AS "user_id: UserId", auction_id AS "auction_id: AuctionId",
+                             amount"#,
+                hold.id as HoldId,
                 total.get(),
             )
             .fetch_one(&mut *conn)
@@ -71,10 +79,11 @@ pub async fn hold_up_to(
         None => {
             sqlx::query_as!(
                 Hold,
-                "INSERT INTO holds (user_id, auction_id, amount) VALUES ($1, $2, $3)
-                 RETURNING id, user_id, auction_id, amount",
-                bid.bidder_id,
-                bid.auction_id,
+                r#"INSERT INTO holds (user_id, auction_id, amount) VALUES ($1, $2, $3)
+                   RETURNING id AS "id: HoldId", user_id AS "user_id: UserId", auction_id AS "auction_id: AuctionId",
+                             amount"#,
+                bid.bidder_id as UserId,
+                bid.auction_id as AuctionId,
                 total.get(),
             )
             .fetch_one(&mut *conn)
@@ -108,12 +117,12 @@ pub enum Ended {
     Already,
 }
 
-async fn end_hold(conn: &mut PgConnection, hold_id: i64, status: &str) -> Result<Option<Hold>, sqlx::Error> {
+async fn end_hold(conn: &mut PgConnection, hold_id: HoldId, status: &str) -> Result<Option<Hold>, sqlx::Error> {
     sqlx::query_as!(
         Hold,
-        "UPDATE holds SET status = $2, ended_at = now() WHERE id = $1 AND status = 'open'
-         RETURNING id, user_id, auction_id, amount",
-        hold_id,
+        r#"UPDATE holds SET status = $2, ended_at = now() WHERE id = $1 AND status = 'open'
+           RETURNING id AS "id: HoldId", user_id AS "user_id: UserId", auction_id AS "auction_id: AuctionId", amount"#,
+        hold_id as HoldId,
         status,
     )
     .fetch_optional(conn)
@@ -121,7 +130,7 @@ async fn end_hold(conn: &mut PgConnection, hold_id: i64, status: &str) -> Result
 }
 
 /// Returns a hold's money to the bidder's available balance, exactly once.
-pub async fn release(conn: &mut PgConnection, hold_id: i64) -> Result<Ended, LedgerError> {
+pub async fn release(conn: &mut PgConnection, hold_id: HoldId) -> Result<Ended, LedgerError> {
     let Some(hold) = end_hold(conn, hold_id, "released").await? else {
         return Ok(Ended::Already);
     };
@@ -146,8 +155,8 @@ pub async fn release(conn: &mut PgConnection, hold_id: i64) -> Result<Ended, Led
 /// account and the rest to the seller's available balance.
 pub async fn capture(
     conn: &mut PgConnection,
-    hold_id: i64,
-    seller_id: i64,
+    hold_id: HoldId,
+    seller_id: UserId,
     fee_bps: u16,
 ) -> Result<Ended, LedgerError> {
     let Some(hold) = end_hold(conn, hold_id, "captured").await? else {

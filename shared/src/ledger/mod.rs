@@ -12,16 +12,12 @@ pub mod transfers;
 pub mod wallet;
 
 use crate::db::violates;
+use crate::ids::{AccountId, UserId};
 
 /// The platform account for money outside the wallet (deposits come from it, withdrawals go to it).
 pub const EXTERNAL_ACCOUNT: AccountId = AccountId(1);
 /// The platform account that collects fees.
 pub const FEES_ACCOUNT: AccountId = AccountId(2);
-
-/// An account's id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, sqlx::Type)]
-#[sqlx(transparent)]
-pub struct AccountId(pub i64);
 
 /// A user's two accounts.
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +41,7 @@ pub enum LedgerError {
     BalanceLimit,
     /// A user without wallet accounts (cannot happen for users created by sign-up).
     #[error("no wallet for user {0}")]
-    NoWallet(i64),
+    NoWallet(UserId),
     /// The database failed.
     #[error(transparent)]
     Database(sqlx::Error),
@@ -64,9 +60,12 @@ impl From<sqlx::Error> for LedgerError {
 }
 
 /// The wallet accounts of `user_id`.
-pub async fn user_accounts(conn: &mut sqlx::PgConnection, user_id: i64) -> Result<UserAccounts, LedgerError> {
-    let rows = sqlx::query!("SELECT id, kind FROM accounts WHERE user_id = $1", user_id).fetch_all(conn).await?;
-    let find = |kind: &str| rows.iter().find(|row| row.kind == kind).map(|row| AccountId(row.id));
+pub async fn user_accounts(conn: &mut sqlx::PgConnection, user_id: UserId) -> Result<UserAccounts, LedgerError> {
+    let rows =
+        sqlx::query!(r#"SELECT id AS "id: AccountId", kind FROM accounts WHERE user_id = $1"#, user_id as UserId)
+            .fetch_all(conn)
+            .await?;
+    let find = |kind: &str| rows.iter().find(|row| row.kind == kind).map(|row| row.id);
     match (find("available"), find("held")) {
         (Some(available), Some(held)) => Ok(UserAccounts { available, held }),
         _ => Err(LedgerError::NoWallet(user_id)),

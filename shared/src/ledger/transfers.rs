@@ -3,7 +3,8 @@
 use serde::Serialize;
 use sqlx::PgConnection;
 
-use super::{AccountId, LedgerError};
+use super::LedgerError;
+use crate::ids::{AccountId, AuctionId, BidId, HoldId, TransferId};
 use crate::money::Krw;
 
 /// What a movement is for.
@@ -37,31 +38,31 @@ pub struct Movement {
     /// Why.
     pub kind: TransferKind,
     /// The hold this movement places, releases or captures.
-    pub hold_id: Option<i64>,
+    pub hold_id: Option<HoldId>,
     /// The auction it concerns.
-    pub auction_id: Option<i64>,
+    pub auction_id: Option<AuctionId>,
     /// The bid it concerns.
-    pub bid_id: Option<i64>,
+    pub bid_id: Option<BidId>,
 }
 
 /// Records `movement` and applies it to both cached balances. A paying account without enough
 /// money fails with [`LedgerError::InsufficientFunds`] through the balance constraint, so no
 /// check-then-act race exists; the caller's transaction must then be rolled back.
-pub async fn transfer(conn: &mut PgConnection, movement: &Movement) -> Result<i64, LedgerError> {
+pub async fn transfer(conn: &mut PgConnection, movement: &Movement) -> Result<TransferId, LedgerError> {
     let id = sqlx::query_scalar!(
-        "WITH moved AS (
+        r#"WITH moved AS (
              UPDATE accounts SET balance = balance + CASE WHEN id = $2::bigint THEN $3::bigint ELSE -$3::bigint END
              WHERE id IN ($1, $2) RETURNING id)
          INSERT INTO transfers (from_account, to_account, amount, kind, hold_id, auction_id, bid_id)
          SELECT $1, $2, $3, $4, $5, $6, $7 WHERE (SELECT count(*) FROM moved) = 2
-         RETURNING id",
-        movement.from.0,
-        movement.to.0,
+         RETURNING id AS "id: TransferId""#,
+        movement.from as AccountId,
+        movement.to as AccountId,
         movement.amount.get(),
         movement.kind as TransferKind,
-        movement.hold_id,
-        movement.auction_id,
-        movement.bid_id,
+        movement.hold_id as Option<HoldId>,
+        movement.auction_id as Option<AuctionId>,
+        movement.bid_id as Option<BidId>,
     )
     .fetch_optional(conn)
     .await?;

@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 
 use super::transfers::{Movement, TransferKind, transfer};
 use super::{EXTERNAL_ACCOUNT, LedgerError, user_accounts};
+use crate::ids::{AccountId, AuctionId, HoldId, TransferId, UserId};
 use crate::money::Krw;
 use crate::pagination::{Cursor, next_page};
 
@@ -19,12 +20,12 @@ pub struct Balances {
 }
 
 /// The user's current balances.
-pub async fn balances(conn: &mut PgConnection, user_id: i64) -> Result<Balances, sqlx::Error> {
+pub async fn balances(conn: &mut PgConnection, user_id: UserId) -> Result<Balances, sqlx::Error> {
     let row = sqlx::query!(
         r#"SELECT coalesce(sum(balance) FILTER (WHERE kind = 'available'), 0)::bigint AS "available!",
                   coalesce(sum(balance) FILTER (WHERE kind = 'held'), 0)::bigint AS "held!"
            FROM accounts WHERE user_id = $1"#,
-        user_id,
+        user_id as UserId,
     )
     .fetch_one(conn)
     .await?;
@@ -37,15 +38,17 @@ pub const WALLET_CEILING: i64 = 1_000_000_000_000_000;
 
 /// Adds external money to the user's available balance; returns the transfer id. Refused with
 /// [`LedgerError::BalanceLimit`] when the wallet would hold more than [`WALLET_CEILING`].
-#[tracing::instrument(skip(conn, amount), fields(user.id = user_id, amount = amount.get()))]
-pub async fn deposit(conn: &mut PgConnection, user_id: i64, amount: Krw) -> Result<i64, LedgerError> {
+#[tracing::instrument(skip(conn, amount), fields(user_id = user_id.0, user.id = user_id.0, amount = amount.get()))]
+pub async fn deposit(conn: &mut PgConnection, user_id: UserId, amount: Krw) -> Result<TransferId, LedgerError> {
     let accounts = user_accounts(conn, user_id).await?;
     // Both accounts locked (in id order, as every transfer locks them), so two deposits cannot both
     // pass the check.
-    let balances =
-        sqlx::query_scalar!("SELECT balance FROM accounts WHERE user_id = $1 ORDER BY id FOR UPDATE", user_id)
-            .fetch_all(&mut *conn)
-            .await?;
+    let balances = sqlx::query_scalar!(
+        "SELECT balance FROM accounts WHERE user_id = $1 ORDER BY id FOR UPDATE",
+        user_id as UserId
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     if balances.iter().sum::<i64>() > WALLET_CEILING - amount.get() {
         return Err(LedgerError::BalanceLimit);
     }
@@ -53,13 +56,13 @@ pub async fn deposit(conn: &mut PgConnection, user_id: i64, amount: Krw) -> Resu
 }
 
 /// Pays available money out of the wallet; fails with insufficient funds beyond `available`.
-#[tracing::instrument(skip(conn, amount), fields(user.id = user_id, amount = amount.get()))]
-pub async fn withdraw(conn: &mut PgConnection, user_id: i64, amount: Krw) -> Result<i64, LedgerError> {
+#[tracing::instrument(skip(conn, amount), fields(user_id = user_id.0, user.id = user_id.0, amount = amount.get()))]
+pub async fn withdraw(conn: &mut PgConnection, user_id: UserId, amount: Krw) -> Result<TransferId, LedgerError> {
     let accounts = user_accounts(conn, user_id).await?;
     transfer(conn, &plain(accounts.available, EXTERNAL_ACCOUNT, amount, TransferKind::Withdrawal)).await
 }
 
-fn plain(from: super::AccountId, to: super::AccountId, amount: Krw, kind: TransferKind) -> Movement {
+fn plain(from: AccountId, to: AccountId, amount: Krw, kind: TransferKind) -> Movement {
     Movement { from, to, amount, kind, hold_id: None, auction_id: None, bid_id: None }
 }
 
@@ -67,7 +70,7 @@ fn plain(from: super::AccountId, to: super::AccountId, amount: Krw, kind: Transf
 #[derive(Debug, Clone, Serialize)]
 pub struct LedgerLine {
     /// The transfer's id.
-    pub id: i64,
+    pub id: TransferId,
     /// What it was for.
     pub kind: TransferKind,
     /// The amount moved.
@@ -77,9 +80,9 @@ pub struct LedgerLine {
     /// Change to the user's held balance.
     pub held_delta: i64,
     /// The auction concerned, if any.
-    pub auction_id: Option<i64>,
+    pub auction_id: Option<AuctionId>,
     /// The hold concerned, if any.
-    pub hold_id: Option<i64>,
+    pub hold_id: Option<HoldId>,
     /// When it happened.
     pub created_at: DateTime<Utc>,
 }
@@ -88,28 +91,28 @@ pub struct LedgerLine {
 /// the next page.
 pub async fn statement(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     cursor: Option<Cursor>,
     limit: u8,
 ) -> Result<(Vec<LedgerLine>, Option<Cursor>), LedgerError> {
     let accounts = user_accounts(conn, user_id).await?;
     let lines = sqlx::query_as!(
         LedgerLine,
-        r#"SELECT id, kind AS "kind: TransferKind", amount,
+        r#"SELECT id AS "id: TransferId", kind AS "kind: TransferKind", amount,
                   (CASE WHEN to_account = $1 THEN amount ELSE 0 END)
                     - (CASE WHEN from_account = $1 THEN amount ELSE 0 END) AS "available_delta!",
                   (CASE WHEN to_account = $2 THEN amount ELSE 0 END)
                     - (CASE WHEN from_account = $2 THEN amount ELSE 0 END) AS "held_delta!",
-                  auction_id, hold_id, created_at
+                  auction_id AS "auction_id: AuctionId", hold_id AS "hold_id: HoldId", created_at
            FROM transfers
            WHERE (from_account IN ($1, $2) OR to_account IN ($1, $2)) AND ($3::bigint IS NULL OR id < $3)
            ORDER BY id DESC LIMIT $4"#,
-        accounts.available.0,
-        accounts.held.0,
+        accounts.available as AccountId,
+        accounts.held as AccountId,
         cursor.map(Cursor::id),
         i64::from(limit) + 1,
     )
     .fetch_all(conn)
     .await?;
-    Ok(next_page(lines, limit, |line| Cursor::for_id(line.id)))
+    Ok(next_page(lines, limit, |line| Cursor::for_id(line.id.0)))
 }

@@ -14,6 +14,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::auctions::{AuctionError, Status};
 use crate::events::{self, EventType, StoredEvent};
+use crate::ids::{AuctionId, PhotoId, UserId};
 use crate::jobs::process_photo::ProcessPhoto;
 use crate::jobs::purge_photo::PurgePhoto;
 use crate::media::MediaKey;
@@ -39,8 +40,8 @@ crate::auctions::text_enum!(
 /// A photo as its seller sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Photo {
-    pub id: i64,
-    pub auction_id: i64,
+    pub id: PhotoId,
+    pub auction_id: AuctionId,
     /// Display order: 0 is the cover.
     pub position: i32,
     pub status: PhotoStatus,
@@ -56,7 +57,7 @@ pub struct Photo {
 /// A ready photo as an auction carries it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadyPhoto {
-    pub id: i64,
+    pub id: PhotoId,
     pub position: i32,
     pub width: i32,
     pub height: i32,
@@ -90,13 +91,13 @@ impl From<sqlx::Error> for PhotoError {
 
 /// Checks that `seller_id` may add a photo to the auction now; called before the upload is stored
 /// so a refused request costs no storage, and again by [`record_upload`] under a lock.
-pub async fn check_upload(conn: &mut PgConnection, auction_id: i64, seller_id: i64) -> Result<(), PhotoError> {
+pub async fn check_upload(conn: &mut PgConnection, auction_id: AuctionId, seller_id: UserId) -> Result<(), PhotoError> {
     let auction = sqlx::query!(
-        r#"SELECT a.seller_id, a.status AS "status: Status",
+        r#"SELECT a.seller_id AS "seller_id: UserId", a.status AS "status: Status",
                   (SELECT count(*) FROM photos p WHERE p.auction_id = a.id AND p.removed_at IS NULL
                      AND p.status <> 'rejected') AS "photos!"
            FROM auctions a WHERE a.id = $1"#,
-        auction_id,
+        auction_id as AuctionId,
     )
     .fetch_optional(conn)
     .await?
@@ -115,27 +116,27 @@ pub async fn check_upload(conn: &mut PgConnection, auction_id: i64, seller_id: i
 
 /// Records a stored upload as a pending photo at the end of the auction's photos, with its
 /// processing job, in one transaction.
-#[tracing::instrument(skip(conn, original), fields(auction.id = auction_id, user.id = seller_id))]
+#[tracing::instrument(skip_all, fields(auction.id = auction_id.0, user.id = seller_id.0))]
 pub async fn record_upload(
     conn: &mut PgConnection,
-    auction_id: i64,
-    seller_id: i64,
+    auction_id: AuctionId,
+    seller_id: UserId,
     original: &MediaKey,
     original_bytes: i64,
 ) -> Result<Photo, PhotoError> {
     let mut tx = conn.begin().await?;
     // Only the seller adds photos, so the seller's row lock serialises count-then-insert (as when
     // creating auctions).
-    sqlx::query!("SELECT id FROM users WHERE id = $1 FOR UPDATE", seller_id).fetch_optional(&mut *tx).await?;
+    sqlx::query!("SELECT id FROM users WHERE id = $1 FOR UPDATE", seller_id as UserId).fetch_optional(&mut *tx).await?;
     check_upload(&mut tx, auction_id, seller_id).await?;
     let photo = sqlx::query_as!(
         Photo,
         r#"INSERT INTO photos (auction_id, position, original_key, original_bytes)
            VALUES ($1, (SELECT coalesce(max(position) + 1, 0) FROM photos WHERE auction_id = $1 AND removed_at IS NULL),
                    $2, $3)
-           RETURNING id, auction_id, position, status AS "status: PhotoStatus", reason, width, height, thumb_key,
-                     large_key, created_at"#,
-        auction_id,
+           RETURNING id AS "id: PhotoId", auction_id AS "auction_id: AuctionId", position,
+                     status AS "status: PhotoStatus", reason, width, height, thumb_key, large_key, created_at"#,
+        auction_id as AuctionId,
         original.as_str(),
         original_bytes,
     )
@@ -147,19 +148,26 @@ pub async fn record_upload(
 }
 
 /// The auction's photos in display order: all of them for its seller, the ready ones for anyone else.
-pub async fn list(conn: &mut PgConnection, auction_id: i64, viewer: Option<i64>) -> Result<Vec<Photo>, PhotoError> {
-    let seller_id = sqlx::query_scalar!("SELECT seller_id FROM auctions WHERE id = $1", auction_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(AuctionError::NotFound)?;
+pub async fn list(
+    conn: &mut PgConnection,
+    auction_id: AuctionId,
+    viewer: Option<UserId>,
+) -> Result<Vec<Photo>, PhotoError> {
+    let seller_id = sqlx::query_scalar!(
+        r#"SELECT seller_id AS "seller_id: UserId" FROM auctions WHERE id = $1"#,
+        auction_id as AuctionId
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(AuctionError::NotFound)?;
     let everything = viewer == Some(seller_id);
     Ok(sqlx::query_as!(
         Photo,
-        r#"SELECT id, auction_id, position, status AS "status: PhotoStatus", reason, width, height, thumb_key,
-                  large_key, created_at
+        r#"SELECT id AS "id: PhotoId", auction_id AS "auction_id: AuctionId", position,
+                  status AS "status: PhotoStatus", reason, width, height, thumb_key, large_key, created_at
            FROM photos WHERE auction_id = $1 AND removed_at IS NULL AND ($2 OR status = 'ready')
            ORDER BY position, id"#,
-        auction_id,
+        auction_id as AuctionId,
         everything,
     )
     .fetch_all(conn)
@@ -167,15 +175,15 @@ pub async fn list(conn: &mut PgConnection, auction_id: i64, viewer: Option<i64>)
 }
 
 /// One photo: any ready one, or any of the viewer's own.
-pub async fn find(conn: &mut PgConnection, photo_id: i64, viewer: Option<i64>) -> Result<Photo, PhotoError> {
+pub async fn find(conn: &mut PgConnection, photo_id: PhotoId, viewer: Option<UserId>) -> Result<Photo, PhotoError> {
     sqlx::query_as!(
         Photo,
-        r#"SELECT p.id, p.auction_id, p.position, p.status AS "status: PhotoStatus", p.reason, p.width, p.height,
-                  p.thumb_key, p.large_key, p.created_at
+        r#"SELECT p.id AS "id: PhotoId", p.auction_id AS "auction_id: AuctionId", p.position,
+                  p.status AS "status: PhotoStatus", p.reason, p.width, p.height, p.thumb_key, p.large_key, p.created_at
            FROM photos p JOIN auctions a ON a.id = p.auction_id
            WHERE p.id = $1 AND p.removed_at IS NULL AND (p.status = 'ready' OR a.seller_id = $2)"#,
-        photo_id,
-        viewer,
+        photo_id as PhotoId,
+        viewer as Option<UserId>,
     )
     .fetch_optional(conn)
     .await?
@@ -184,14 +192,19 @@ pub async fn find(conn: &mut PgConnection, photo_id: i64, viewer: Option<i64>) -
 
 /// Removes a photo at its seller's request: hidden at once, its files purged by a job. Returns the
 /// `photo_removed` event when watchers could see it.
-#[tracing::instrument(skip(conn), fields(photo.id = photo_id, user.id = seller_id))]
-pub async fn remove(conn: &mut PgConnection, photo_id: i64, seller_id: i64) -> Result<Vec<StoredEvent>, PhotoError> {
+#[tracing::instrument(skip_all, fields(photo.id = photo_id.0, user.id = seller_id.0))]
+pub async fn remove(
+    conn: &mut PgConnection,
+    photo_id: PhotoId,
+    seller_id: UserId,
+) -> Result<Vec<StoredEvent>, PhotoError> {
     let mut tx = conn.begin().await?;
     let photo = sqlx::query!(
-        r#"SELECT p.auction_id, p.status AS "status: PhotoStatus", a.seller_id
+        r#"SELECT p.auction_id AS "auction_id: AuctionId", p.status AS "status: PhotoStatus",
+                  a.seller_id AS "seller_id: UserId"
            FROM photos p JOIN auctions a ON a.id = p.auction_id
            WHERE p.id = $1 AND p.removed_at IS NULL FOR UPDATE OF p"#,
-        photo_id,
+        photo_id as PhotoId,
     )
     .fetch_optional(&mut *tx)
     .await?
@@ -204,7 +217,7 @@ pub async fn remove(conn: &mut PgConnection, photo_id: i64, seller_id: i64) -> R
             PhotoError::NotFound
         });
     }
-    sqlx::query!("UPDATE photos SET removed_at = now() WHERE id = $1", photo_id).execute(&mut *tx).await?;
+    sqlx::query!("UPDATE photos SET removed_at = now() WHERE id = $1", photo_id as PhotoId).execute(&mut *tx).await?;
     outbox::record(&mut tx, &PurgePhoto { photo_id }).await?;
     let events = if photo.status == PhotoStatus::Ready {
         let data = serde_json::json!({ "photo_id": photo_id });

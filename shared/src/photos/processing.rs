@@ -7,6 +7,7 @@ use sqlx::{Connection, PgConnection};
 use super::PhotoStatus;
 use super::render::{Rejection, Rendered};
 use crate::events::{self, EventType, StoredEvent};
+use crate::ids::{AuctionId, PhotoId};
 use crate::media::MediaKey;
 
 /// What a photo still needs.
@@ -15,7 +16,7 @@ pub enum Work {
     /// Nothing: processed and tidied, or gone.
     None,
     /// Render the upload and settle the photo.
-    Render { auction_id: i64, original: MediaKey },
+    Render { auction_id: AuctionId, original: MediaKey },
     /// Settled already; delete the upload.
     DropOriginal { original: MediaKey },
     /// Removed by the seller: delete every file, then the row.
@@ -23,12 +24,12 @@ pub enum Work {
 }
 
 /// What photo `photo_id` still needs.
-pub async fn work(conn: &mut PgConnection, photo_id: i64) -> Result<Work, sqlx::Error> {
+pub async fn work(conn: &mut PgConnection, photo_id: PhotoId) -> Result<Work, sqlx::Error> {
     let Some(row) = sqlx::query!(
-        r#"SELECT auction_id, status AS "status: PhotoStatus", original_key, thumb_key, large_key,
-                  removed_at IS NOT NULL AS "removed!"
+        r#"SELECT auction_id AS "auction_id: AuctionId", status AS "status: PhotoStatus", original_key, thumb_key,
+                  large_key, removed_at IS NOT NULL AS "removed!"
            FROM photos WHERE id = $1"#,
-        photo_id,
+        photo_id as PhotoId,
     )
     .fetch_optional(conn)
     .await?
@@ -50,11 +51,11 @@ pub async fn work(conn: &mut PgConnection, photo_id: i64) -> Result<Work, sqlx::
 
 /// Settles a pending photo as ready with its stored renditions, and tells the auction's watchers.
 /// Returns the `photo_added` event, or nothing when the photo was settled or removed meanwhile.
-#[tracing::instrument(skip(conn, rendered, thumb, large), fields(photo.id = photo_id, auction.id = auction_id))]
+#[tracing::instrument(skip_all, fields(photo.id = photo_id.0, auction.id = auction_id.0))]
 pub async fn mark_ready(
     conn: &mut PgConnection,
-    photo_id: i64,
-    auction_id: i64,
+    photo_id: PhotoId,
+    auction_id: AuctionId,
     rendered: &Rendered,
     thumb: &MediaKey,
     large: &MediaKey,
@@ -65,7 +66,7 @@ pub async fn mark_ready(
                              processed_at = now()
            WHERE id = $1 AND status = 'pending' AND removed_at IS NULL
            RETURNING position, created_at"#,
-        photo_id,
+        photo_id as PhotoId,
         i32::try_from(rendered.width).unwrap_or(i32::MAX),
         i32::try_from(rendered.height).unwrap_or(i32::MAX),
         thumb.as_str(),
@@ -90,11 +91,15 @@ pub async fn mark_ready(
 }
 
 /// Settles a pending photo as rejected for `rejection`; false when it was settled meanwhile.
-#[tracing::instrument(skip(conn), fields(photo.id = photo_id))]
-pub async fn mark_rejected(conn: &mut PgConnection, photo_id: i64, rejection: Rejection) -> Result<bool, sqlx::Error> {
+#[tracing::instrument(skip_all, fields(photo.id = photo_id.0, reason = rejection.code()))]
+pub async fn mark_rejected(
+    conn: &mut PgConnection,
+    photo_id: PhotoId,
+    rejection: Rejection,
+) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query!(
         "UPDATE photos SET status = 'rejected', reason = $2, processed_at = now() WHERE id = $1 AND status = 'pending'",
-        photo_id,
+        photo_id as PhotoId,
         rejection.code(),
     )
     .execute(conn)
@@ -103,10 +108,14 @@ pub async fn mark_rejected(conn: &mut PgConnection, photo_id: i64, rejection: Re
 }
 
 /// Forgets a settled photo's upload once its file is deleted.
-pub async fn forget_original(conn: &mut PgConnection, photo_id: i64, original: &MediaKey) -> Result<(), sqlx::Error> {
+pub async fn forget_original(
+    conn: &mut PgConnection,
+    photo_id: PhotoId,
+    original: &MediaKey,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE photos SET original_key = NULL WHERE id = $1 AND original_key = $2 AND status <> 'pending'",
-        photo_id,
+        photo_id as PhotoId,
         original.as_str(),
     )
     .execute(conn)
@@ -115,7 +124,9 @@ pub async fn forget_original(conn: &mut PgConnection, photo_id: i64, original: &
 }
 
 /// Deletes a removed photo's row once its files are deleted.
-pub async fn forget_removed(conn: &mut PgConnection, photo_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query!("DELETE FROM photos WHERE id = $1 AND removed_at IS NOT NULL", photo_id).execute(conn).await?;
+pub async fn forget_removed(conn: &mut PgConnection, photo_id: PhotoId) -> Result<(), sqlx::Error> {
+    sqlx::query!("DELETE FROM photos WHERE id = $1 AND removed_at IS NOT NULL", photo_id as PhotoId)
+        .execute(conn)
+        .await?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The sign-up rules, as types that can only hold valid values.
 
+use crate::ids::RegionId;
 use crate::validation::{ValidationError, refuse_control_chars};
 
 /// 3–30 characters of `[a-z0-9_]`, stored lower-case so uniqueness ignores case.
@@ -103,7 +104,7 @@ pub struct NewUser {
     /// Plain password, hashed before storage.
     pub password: Password,
     /// Optional home region.
-    pub region_id: Option<i64>,
+    pub region_id: Option<RegionId>,
 }
 
 impl NewUser {
@@ -112,7 +113,7 @@ impl NewUser {
         username: &str,
         email: &str,
         password: String,
-        region_id: Option<i64>,
+        region_id: Option<RegionId>,
     ) -> Result<Self, ValidationError> {
         Ok(Self {
             username: Username::parse(username)?,

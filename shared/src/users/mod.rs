@@ -28,19 +28,20 @@ pub use store::{ExistingAccount, create_admin, find_by_id, find_by_username, ins
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::ids::{RegionId, UserId};
 use crate::validation::ValidationError;
 
 /// A registered account as other code sees it (never with its password hash).
 #[derive(Debug, Clone, Serialize)]
 pub struct User {
     /// Stable identifier.
-    pub id: i64,
+    pub id: UserId,
     /// Lower-case handle, unique.
     pub username: String,
     /// Contact address, unique.
     pub email: String,
     /// Home region, the default for the user's auctions.
-    pub region_id: Option<i64>,
+    pub region_id: Option<RegionId>,
     /// Operators may call the admin endpoints.
     pub is_admin: bool,
     /// When the account was made.

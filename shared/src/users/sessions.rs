@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
 use super::User;
+use crate::ids::{RegionId, SessionId, UserId};
 
 /// A bearer token as the client holds it.
 #[derive(Clone, PartialEq, Eq)]
@@ -54,14 +55,14 @@ pub struct NewSession {
 /// Opens a session for `user_id` valid for `ttl`.
 pub async fn create_session(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     ttl: std::time::Duration,
 ) -> Result<NewSession, sqlx::Error> {
     let token = SessionToken::generate();
     let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(7));
     let expires_at = sqlx::query_scalar!(
         "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now() + $3::interval) RETURNING expires_at",
-        user_id,
+        user_id as UserId,
         token.digest(),
         sqlx::postgres::types::PgInterval::try_from(ttl).map_err(|e| sqlx::Error::Encode(e))?,
     )
@@ -71,11 +72,15 @@ pub async fn create_session(
 }
 
 /// The user behind a live (unexpired, unrevoked) token, with the session's id; one query.
-pub async fn authenticate(conn: &mut PgConnection, token: &SessionToken) -> Result<Option<(i64, User)>, sqlx::Error> {
+pub async fn authenticate(
+    conn: &mut PgConnection,
+    token: &SessionToken,
+) -> Result<Option<(SessionId, User)>, sqlx::Error> {
     let row = sqlx::query!(
-        "SELECT s.id AS session_id, u.id, u.username, u.email, u.region_id, u.is_admin, u.created_at
-         FROM sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()",
+        r#"SELECT s.id AS "session_id: SessionId", u.id AS "id: UserId", u.username, u.email,
+                  u.region_id AS "region_id: RegionId", u.is_admin, u.created_at
+           FROM sessions s JOIN users u ON u.id = s.user_id
+           WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()"#,
         token.digest(),
     )
     .fetch_optional(conn)
@@ -84,18 +89,23 @@ pub async fn authenticate(conn: &mut PgConnection, token: &SessionToken) -> Resu
 }
 
 /// Revokes a session; revoking twice is harmless.
-pub async fn revoke_session(conn: &mut PgConnection, session_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query!("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", session_id)
-        .execute(conn)
-        .await?;
+pub async fn revoke_session(conn: &mut PgConnection, session_id: SessionId) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+        session_id as SessionId,
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Revokes every live session of a user (their password changed hands).
-pub async fn revoke_all_sessions(conn: &mut PgConnection, user_id: i64) -> Result<u64, sqlx::Error> {
-    let revoked =
-        sqlx::query!("UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", user_id)
-            .execute(conn)
-            .await?;
+pub async fn revoke_all_sessions(conn: &mut PgConnection, user_id: UserId) -> Result<u64, sqlx::Error> {
+    let revoked = sqlx::query!(
+        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+        user_id as UserId,
+    )
+    .execute(conn)
+    .await?;
     Ok(revoked.rows_affected())
 }

@@ -5,6 +5,7 @@ use sqlx::{Connection, PgConnection};
 use super::sessions::revoke_all_sessions;
 use super::{NewUser, User, UserError};
 use crate::db::violates;
+use crate::ids::{RegionId, UserId};
 
 /// Stores a new account whose password the caller hashed (before taking a connection: hashing is
 /// slow). Uniqueness is left to the database's indexes, so two sign-ups racing for one name cannot
@@ -23,13 +24,13 @@ pub async fn insert_user(
              RETURNING id, username, email, region_id, is_admin, created_at),
          wallet AS (
              INSERT INTO accounts (user_id, kind) SELECT id, kind FROM new_user, unnest(ARRAY['available', 'held']) AS kind)
-         SELECT id AS "id!", username AS "username!", email AS "email!", region_id, is_admin AS "is_admin!",
-                created_at AS "created_at!"
+         SELECT id AS "id!: UserId", username AS "username!", email AS "email!", region_id AS "region_id: RegionId",
+                is_admin AS "is_admin!", created_at AS "created_at!"
          FROM new_user"#,
         new.username.as_str(),
         new.email.as_str(),
         password_hash,
-        new.region_id,
+        new.region_id as Option<RegionId>,
         is_admin,
     )
     .fetch_one(conn)
@@ -71,8 +72,9 @@ pub async fn create_admin(
         ExistingAccount::Refuse => None,
         ExistingAccount::Promote => sqlx::query_as!(
             User,
-            "UPDATE users SET is_admin = TRUE, password_hash = $2, email = $3 WHERE lower(username) = $1
-             RETURNING id, username, email, region_id, is_admin, created_at",
+            r#"UPDATE users SET is_admin = TRUE, password_hash = $2, email = $3 WHERE lower(username) = $1
+               RETURNING id AS "id: UserId", username, email, region_id AS "region_id: RegionId", is_admin,
+                         created_at"#,
             new.username.as_str(),
             password_hash,
             new.email.as_str(),
@@ -93,17 +95,23 @@ pub async fn create_admin(
 }
 
 /// The account with this id.
-pub async fn find_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as!(User, "SELECT id, username, email, region_id, is_admin, created_at FROM users WHERE id = $1", id)
-        .fetch_optional(conn)
-        .await
+pub async fn find_by_id(conn: &mut PgConnection, id: UserId) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as!(
+        User,
+        r#"SELECT id AS "id: UserId", username, email, region_id AS "region_id: RegionId", is_admin, created_at
+           FROM users WHERE id = $1"#,
+        id as UserId,
+    )
+    .fetch_optional(conn)
+    .await
 }
 
 /// The account with this username (any case) and its password hash, for login.
 pub async fn find_by_username(conn: &mut PgConnection, username: &str) -> Result<Option<(User, String)>, sqlx::Error> {
     let row = sqlx::query!(
-        "SELECT id, username, email, region_id, is_admin, created_at, password_hash FROM users
-         WHERE lower(username) = lower($1)",
+        r#"SELECT id AS "id: UserId", username, email, region_id AS "region_id: RegionId", is_admin, created_at,
+                  password_hash
+           FROM users WHERE lower(username) = lower($1)"#,
         username.trim(),
     )
     .fetch_optional(conn)

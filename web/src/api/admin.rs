@@ -80,9 +80,9 @@ impl AdminApi {
                 .map(|v| ViolationView {
                     kind: v.kind.into(),
                     message: v.message,
-                    account_id: v.account_id,
-                    user_id: v.user_id,
-                    hold_id: v.hold_id,
+                    account_id: v.account_id.map(i64::from),
+                    user_id: v.user_id.map(i64::from),
+                    hold_id: v.hold_id.map(i64::from),
                 })
                 .collect(),
             totals: TotalsView {

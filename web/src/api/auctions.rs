@@ -6,6 +6,7 @@ use neighborbid_shared::auctions::listing::{self, Filter, Sort};
 use neighborbid_shared::auctions::new::NewAuctionRequest;
 use neighborbid_shared::auctions::store::{self, Auction};
 use neighborbid_shared::auctions::{self as domain, AuctionError, watch};
+use neighborbid_shared::ids::{AuctionId, CategoryId, RegionId, UserId};
 use neighborbid_shared::media::MediaKey;
 use neighborbid_shared::money::Krw;
 use neighborbid_shared::pagination::Cursor;
@@ -228,12 +229,16 @@ impl AuctionView {
             reserve_price_met: auction.reserve_price_met(),
             bid_increment: state.increment(),
             min_next_bid: state.min_next_bid(),
-            id: auction.id,
+            id: auction.id.0,
             title: auction.title,
             description: auction.description,
-            seller: UserRef { id: auction.seller_id, username: auction.seller_username },
-            category: CategoryRef { id: auction.category_id, slug: auction.category_slug, name: auction.category_name },
-            region: RegionRef { id: auction.region_id, name: auction.region_name },
+            seller: UserRef { id: auction.seller_id.0, username: auction.seller_username },
+            category: CategoryRef {
+                id: auction.category_id.0,
+                slug: auction.category_slug,
+                name: auction.category_name,
+            },
+            region: RegionRef { id: auction.region_id.0, name: auction.region_name },
             national: auction.national,
             condition: auction.condition.into(),
             shipping_payer: auction.shipping_payer.into(),
@@ -241,8 +246,8 @@ impl AuctionView {
             current_price: auction.current_price,
             buy_now_price: auction.buy_now_price,
             bid_count: auction.bid_count,
-            leader_id: auction.leader_id,
-            winner_id: auction.winner_id,
+            leader_id: auction.leader_id.map(i64::from),
+            winner_id: auction.winner_id.map(i64::from),
             watchers_count: auction.watchers_count,
             starts_at: auction.starts_at,
             ends_at: auction.ends_at,
@@ -313,9 +318,9 @@ pub struct BidView {
 impl From<Bid> for BidView {
     fn from(b: Bid) -> Self {
         Self {
-            id: b.id,
-            auction_id: b.auction_id,
-            bidder: UserRef { id: b.bidder_id, username: b.bidder_username },
+            id: b.id.0,
+            auction_id: b.auction_id.0,
+            bidder: UserRef { id: b.bidder_id.0, username: b.bidder_username },
             amount: b.amount,
             buy_now: b.buy_now,
             created_at: b.created_at,
@@ -395,8 +400,8 @@ impl AuctionsApi {
         let request = NewAuctionRequest {
             title: b.title,
             description: b.description,
-            category_id: b.category_id,
-            region_id: b.region_id,
+            category_id: CategoryId(b.category_id),
+            region_id: b.region_id.map(RegionId),
             national: b.national,
             condition: b.condition.into(),
             shipping_payer: b.shipping_payer.map_or(domain::ShippingPayer::Buyer, Into::into),
@@ -439,8 +444,8 @@ impl AuctionsApi {
         limit: Query<u8>,
     ) -> Result<Json<Page<AuctionView>>, ApiError<ReadErrors>> {
         let filter = Filter {
-            region_id: region_id.0,
-            category_id: category_id.0,
+            region_id: region_id.0.map(RegionId),
+            category_id: category_id.0.map(CategoryId),
             q: q.0
                 .filter(|q| !q.trim().is_empty())
                 .map(|q| refuse_control_chars("q", &q, false).map(|()| q))
@@ -448,7 +453,7 @@ impl AuctionsApi {
             min_price: min_price.0,
             max_price: max_price.0,
             status: status.0.map(Into::into),
-            seller_id: seller_id.0,
+            seller_id: seller_id.0.map(UserId),
             ..Filter::default()
         };
         list_page(&state, filter, ListParams { sort: sort.0, cursor: cursor.0, limit: limit.0 }).await
@@ -458,7 +463,7 @@ impl AuctionsApi {
     #[oai(path = "/auctions/:id", method = "get")]
     async fn get(&self, state: Data<&AppState>, id: Path<i64>) -> Result<Json<AuctionView>, ApiError<ReadErrors>> {
         let mut conn = state.pool.acquire().await?;
-        let auction = store::find(&mut conn, id.0).await?.ok_or(AuctionError::NotFound)?;
+        let auction = store::find(&mut conn, AuctionId(id.0)).await?.ok_or(AuctionError::NotFound)?;
         Ok(Json(AuctionView::now(auction)))
     }
 
@@ -476,7 +481,8 @@ impl AuctionsApi {
     ) -> Result<Json<Page<BidView>>, ApiError<ReadErrors>> {
         let cursor = cursor.0.as_deref().map(Cursor::decode).transpose()?;
         let mut conn = state.pool.acquire().await?;
-        let (bids, next) = listing::bids(&mut conn, id.0, cursor, limit.0).await?.ok_or(AuctionError::NotFound)?;
+        let (bids, next) =
+            listing::bids(&mut conn, AuctionId(id.0), cursor, limit.0).await?.ok_or(AuctionError::NotFound)?;
         Ok(Json(Page { items: bids.into_iter().map(Into::into).collect(), next_cursor: next.map(Cursor::encode) }))
     }
 
@@ -494,7 +500,8 @@ impl AuctionsApi {
         body: Json<BidRequest>,
     ) -> Result<PlacedBid, ApiError<BidErrors>> {
         let amount = Krw::parse(body.amount, "amount")?;
-        let mut receipt = bidding::place_bid(&state.pool, id.0, auth.0.user.id, amount, key.0.as_deref()).await?;
+        let mut receipt =
+            bidding::place_bid(&state.pool, AuctionId(id.0), auth.0.user.id, amount, key.0.as_deref()).await?;
         state.hub.publish(std::mem::take(&mut receipt.events));
         Ok(PlacedBid::Created(Json(receipt.into())))
     }
@@ -510,7 +517,7 @@ impl AuctionsApi {
         #[oai(name = "Idempotency-Key")]
         key: Header<Option<String>>,
     ) -> Result<Json<AuctionView>, ApiError<BidErrors>> {
-        let mut receipt = bidding::buy_now(&state.pool, id.0, auth.0.user.id, key.0.as_deref()).await?;
+        let mut receipt = bidding::buy_now(&state.pool, AuctionId(id.0), auth.0.user.id, key.0.as_deref()).await?;
         state.hub.publish(std::mem::take(&mut receipt.events));
         Ok(Json(AuctionView::now(receipt.auction)))
     }
@@ -523,7 +530,7 @@ impl AuctionsApi {
         auth: BearerAuth,
         id: Path<i64>,
     ) -> Result<Json<AuctionView>, ApiError<ActionErrors>> {
-        let cancelled = bidding::cancel(&state.pool, id.0, auth.0.user.id).await?;
+        let cancelled = bidding::cancel(&state.pool, AuctionId(id.0), auth.0.user.id).await?;
         state.hub.publish(cancelled.events);
         Ok(Json(AuctionView::now(cancelled.auction)))
     }
@@ -537,7 +544,7 @@ impl AuctionsApi {
         id: Path<i64>,
     ) -> Result<Watched, ApiError<ActionErrors>> {
         let mut conn = state.pool.acquire().await?;
-        watch::watch(&mut conn, auth.0.user.id, id.0).await?;
+        watch::watch(&mut conn, auth.0.user.id, AuctionId(id.0)).await?;
         Ok(Watched::Done)
     }
 
@@ -550,7 +557,7 @@ impl AuctionsApi {
         id: Path<i64>,
     ) -> Result<Watched, ApiError<ActionErrors>> {
         let mut conn = state.pool.acquire().await?;
-        watch::unwatch(&mut conn, auth.0.user.id, id.0).await?;
+        watch::unwatch(&mut conn, auth.0.user.id, AuctionId(id.0)).await?;
         Ok(Watched::Done)
     }
 

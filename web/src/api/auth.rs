@@ -1,5 +1,6 @@
 //! Bearer-token authentication, checked on every endpoint that needs a user.
 
+use neighborbid_shared::ids::SessionId;
 use neighborbid_shared::users::{self, SessionToken, User};
 use poem::Request;
 use poem::http::{Method, StatusCode};
@@ -14,7 +15,7 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The session the token belongs to, so logout can revoke exactly it.
-    pub session_id: i64,
+    pub session_id: SessionId,
     /// The account.
     pub user: User,
 }

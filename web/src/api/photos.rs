@@ -2,6 +2,7 @@
 //! validate and render, everyone sees the ready ones.
 
 use chrono::{DateTime, Utc};
+use neighborbid_shared::ids::{AuctionId, PhotoId, UserId};
 use neighborbid_shared::media::{MediaError, MediaKey};
 use neighborbid_shared::photos::{self, MAX_UPLOAD_BYTES, Photo, PhotoStatus, ReadyPhoto};
 use poem::http::StatusCode;
@@ -109,10 +110,10 @@ impl PhotoView {
     }
 
     /// A ready photo of an auction.
-    pub fn ready(auction_id: i64, photo: ReadyPhoto) -> Self {
+    pub fn ready(auction_id: AuctionId, photo: ReadyPhoto) -> Self {
         Self {
-            id: photo.id,
-            auction_id,
+            id: photo.id.0,
+            auction_id: auction_id.0,
             position: photo.position,
             status: PhotoStatusView::Ready,
             reason: None,
@@ -127,8 +128,8 @@ impl PhotoView {
 impl From<Photo> for PhotoView {
     fn from(photo: Photo) -> Self {
         Self {
-            id: photo.id,
-            auction_id: photo.auction_id,
+            id: photo.id.0,
+            auction_id: photo.auction_id.0,
             position: photo.position,
             status: photo.status.into(),
             reason: photo.reason,
@@ -177,7 +178,7 @@ enum MaybeSeller {
 }
 
 impl MaybeSeller {
-    fn user_id(&self) -> Option<i64> {
+    fn user_id(&self) -> Option<UserId> {
         match self {
             Self::Seller(auth) => Some(auth.0.user.id),
             Self::Anyone => None,
@@ -210,11 +211,12 @@ impl PhotosApi {
                 .with_details(serde_json::json!({ "field": "file" })));
         }
         let seller = auth.0.user.id;
-        photos::check_upload(&mut *state.pool.acquire().await?, id.0, seller).await?;
+        photos::check_upload(&mut *state.pool.acquire().await?, AuctionId(id.0), seller).await?;
         let original = MediaKey::original();
         state.media.put_stream(&original, upload.file.into_file()).await?;
         let bytes = i64::try_from(size).unwrap_or(i64::MAX);
-        match photos::record_upload(&mut *state.pool.acquire().await?, id.0, seller, &original, bytes).await {
+        match photos::record_upload(&mut *state.pool.acquire().await?, AuctionId(id.0), seller, &original, bytes).await
+        {
             Ok(photo) => Ok(AcceptedPhoto::Accepted(Json(photo.into()))),
             Err(err) => {
                 if let Err(cleanup) = state.media.delete(&original).await {
@@ -234,7 +236,7 @@ impl PhotosApi {
         auth: MaybeSeller,
         id: Path<i64>,
     ) -> Result<Json<PhotoList>, ApiError<PhotoReadErrors>> {
-        let photos = photos::list(&mut *state.pool.acquire().await?, id.0, auth.user_id()).await?;
+        let photos = photos::list(&mut *state.pool.acquire().await?, AuctionId(id.0), auth.user_id()).await?;
         Ok(Json(PhotoList { items: photos.into_iter().map(Into::into).collect() }))
     }
 
@@ -247,7 +249,7 @@ impl PhotosApi {
         auth: MaybeSeller,
         id: Path<i64>,
     ) -> Result<Json<PhotoView>, ApiError<PhotoReadErrors>> {
-        let photo = photos::find(&mut *state.pool.acquire().await?, id.0, auth.user_id()).await?;
+        let photo = photos::find(&mut *state.pool.acquire().await?, PhotoId(id.0), auth.user_id()).await?;
         Ok(Json(photo.into()))
     }
 
@@ -259,7 +261,7 @@ impl PhotosApi {
         auth: BearerAuth,
         id: Path<i64>,
     ) -> Result<RemovedPhoto, ApiError<PhotoRemoveErrors>> {
-        let events = photos::remove(&mut *state.pool.acquire().await?, id.0, auth.0.user.id).await?;
+        let events = photos::remove(&mut *state.pool.acquire().await?, PhotoId(id.0), auth.0.user.id).await?;
         state.hub.publish(events);
         Ok(RemovedPhoto::Removed)
     }

@@ -50,7 +50,7 @@ impl ReferenceApi {
         let items = reference::regions(&mut conn)
             .await?
             .into_iter()
-            .map(|r| RegionView { id: r.id, name: r.name, parent_id: r.parent_id, depth: r.depth })
+            .map(|r| RegionView { id: r.id.0, name: r.name, parent_id: r.parent_id.map(i64::from), depth: r.depth })
             .collect();
         Ok(Json(Page { items, next_cursor: None }))
     }
@@ -62,7 +62,7 @@ impl ReferenceApi {
         let items = reference::categories(&mut conn)
             .await?
             .into_iter()
-            .map(|c| CategoryView { id: c.id, slug: c.slug, name: c.name })
+            .map(|c| CategoryView { id: c.id.0, slug: c.slug, name: c.name })
             .collect();
         Ok(Json(Page { items, next_cursor: None }))
     }

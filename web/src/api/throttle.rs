@@ -2,6 +2,7 @@
 //! name, sign-ups per client address, writes per signed-in user. Each answers 429 `rate_limited`
 //! with `Retry-After`; all of them are off with `RATE_LIMITS=off`.
 
+use neighborbid_shared::ids::UserId;
 use neighborbid_shared::rate_limit::Quota;
 
 use super::error::{ApiError, ErrorSet};
@@ -30,6 +31,6 @@ pub async fn sign_up<E: ErrorSet>(state: &AppState, ip: ClientIp) -> Result<(), 
 }
 
 /// A write (anything but a read) by `user_id`.
-pub async fn write<E: ErrorSet>(state: &AppState, user_id: i64) -> Result<(), ApiError<E>> {
+pub async fn write<E: ErrorSet>(state: &AppState, user_id: UserId) -> Result<(), ApiError<E>> {
     check(state, format!("writes-user:{user_id}"), state.config.limits.writes_per_user).await
 }

@@ -1,6 +1,7 @@
 //! Sign-up and the caller's own profile.
 
 use chrono::{DateTime, Utc};
+use neighborbid_shared::ids::RegionId;
 use neighborbid_shared::ledger::wallet;
 use neighborbid_shared::users::{self, NewUser, User};
 use poem::web::Data;
@@ -70,10 +71,10 @@ pub struct UserView {
 impl From<User> for UserView {
     fn from(u: User) -> Self {
         Self {
-            id: u.id,
+            id: u.id.0,
             username: u.username,
             email: u.email,
-            region_id: u.region_id,
+            region_id: u.region_id.map(i64::from),
             is_admin: u.is_admin,
             created_at: u.created_at,
         }
@@ -111,7 +112,7 @@ impl UsersApi {
         body: Json<SignUpRequest>,
     ) -> Result<SignUpResponse, ApiError<SignUpErrors>> {
         let body = body.0;
-        let new = NewUser::parse(&body.username, &body.email, body.password, body.region_id)?;
+        let new = NewUser::parse(&body.username, &body.email, body.password, body.region_id.map(RegionId))?;
         throttle::sign_up(&state, **ip).await?;
         let password_hash = state.hashing.hash(new.password.expose()).await?;
         let mut conn = state.pool.acquire().await?;

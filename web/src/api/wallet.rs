@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use neighborbid_shared::idempotency::{self, Claim};
+use neighborbid_shared::ids::UserId;
 use neighborbid_shared::ledger::transfers::TransferKind;
 use neighborbid_shared::ledger::wallet;
 use neighborbid_shared::money::Krw;
@@ -123,7 +124,7 @@ enum Direction {
 
 async fn move_money(
     state: &AppState,
-    user_id: i64,
+    user_id: UserId,
     direction: Direction,
     amount: i64,
     key: Option<String>,
@@ -146,7 +147,8 @@ async fn move_money(
         Direction::Out => wallet::withdraw(&mut tx, user_id, amount).await,
     };
     let transfer_id = moved?;
-    let receipt = MovementReceipt { transfer_id, wallet: wallet::balances(&mut tx, user_id).await?.into() };
+    let receipt =
+        MovementReceipt { transfer_id: transfer_id.0, wallet: wallet::balances(&mut tx, user_id).await?.into() };
     if let Some(key) = &key {
         idempotency::complete(&mut tx, user_id, key, &receipt).await?;
     }
@@ -218,7 +220,7 @@ impl WalletApi {
         let items = lines
             .into_iter()
             .map(|l| LedgerLineView {
-                id: l.id,
+                id: l.id.0,
                 kind: match l.kind {
                     TransferKind::Deposit => TransferKindView::Deposit,
                     TransferKind::Withdrawal => TransferKindView::Withdrawal,
@@ -230,8 +232,8 @@ impl WalletApi {
                 amount: l.amount,
                 available_delta: l.available_delta,
                 held_delta: l.held_delta,
-                auction_id: l.auction_id,
-                hold_id: l.hold_id,
+                auction_id: l.auction_id.map(i64::from),
+                hold_id: l.hold_id.map(i64::from),
                 created_at: l.created_at,
             })
             .collect();

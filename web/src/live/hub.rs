@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use neighborbid_shared::events::{self, StoredEvent};
+use neighborbid_shared::ids::AuctionId;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
@@ -26,9 +27,9 @@ struct Watcher {
 
 #[derive(Default)]
 struct Watchers {
-    by_auction: HashMap<i64, Vec<Watcher>>,
+    by_auction: HashMap<AuctionId, Vec<Watcher>>,
     /// The highest `seq` handed to this auction's watchers.
-    delivered: HashMap<i64, i64>,
+    delivered: HashMap<AuctionId, i64>,
 }
 
 /// Fans events out to the connections of this process.
@@ -41,7 +42,7 @@ pub struct Hub {
 /// Keeps a connection registered; unregisters it when dropped (a closed tab frees everything).
 pub struct Watch {
     hub: Arc<Hub>,
-    auction_id: i64,
+    auction_id: AuctionId,
     id: u64,
 }
 
@@ -77,7 +78,7 @@ impl Hub {
     }
 
     /// Registers a connection for `auction_id`.
-    pub fn watch(self: &Arc<Self>, auction_id: i64) -> (Watch, mpsc::Receiver<Arc<StoredEvent>>) {
+    pub fn watch(self: &Arc<Self>, auction_id: AuctionId) -> (Watch, mpsc::Receiver<Arc<StoredEvent>>) {
         let (tx, rx) = mpsc::channel(CONNECTION_BUFFER);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut watchers = self.watchers.lock().expect("hub lock");
@@ -86,7 +87,7 @@ impl Hub {
     }
 
     /// Records that watchers of `auction_id` have everything up to `seq` (from their replay).
-    pub fn seen(&self, auction_id: i64, seq: i64) {
+    pub fn seen(&self, auction_id: AuctionId, seq: i64) {
         let mut watchers = self.watchers.lock().expect("hub lock");
         let delivered = watchers.delivered.entry(auction_id).or_default();
         *delivered = (*delivered).max(seq);
@@ -103,7 +104,7 @@ impl Hub {
             list.retain(|w| match w.tx.try_send(event.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::info!(auction.id = event.auction_id, "watcher too slow; disconnecting it");
+                    tracing::info!(auction.id = event.auction_id.0, "watcher too slow; disconnecting it");
                     false
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -111,7 +112,7 @@ impl Hub {
         }
     }
 
-    fn watched(&self) -> Vec<(i64, i64)> {
+    fn watched(&self) -> Vec<(AuctionId, i64)> {
         let watchers = self.watchers.lock().expect("hub lock");
         watchers.by_auction.keys().map(|id| (*id, watchers.delivered.get(id).copied().unwrap_or(0))).collect()
     }
@@ -141,7 +142,7 @@ async fn publisher(redis: redis::Client, prefix: String, mut to_publish: mpsc::R
 
 /// Subscribes to every auction channel and delivers what arrives; resubscribes after any failure.
 async fn subscriber(hub: std::sync::Weak<Hub>, redis: redis::Client, prefix: String) {
-    let pattern = events::channel(&prefix, 0).trim_end_matches('0').to_owned() + "*";
+    let pattern = events::channel(&prefix, AuctionId(0)).trim_end_matches('0').to_owned() + "*";
     loop {
         match redis.get_async_pubsub().await {
             Ok(mut pubsub) => match pubsub.psubscribe(&pattern).await {
@@ -183,7 +184,7 @@ async fn subscriber(hub: std::sync::Weak<Hub>, redis: redis::Client, prefix: Str
 /// Redis cost nothing.
 async fn catch_up(hub: std::sync::Weak<Hub>, pool: PgPool) {
     let mut every = tokio::time::interval(CATCH_UP_EVERY);
-    let mut committed_at_last_pass: HashMap<i64, i64> = HashMap::new();
+    let mut committed_at_last_pass: HashMap<AuctionId, i64> = HashMap::new();
     loop {
         every.tick().await;
         let Some(hub) = hub.upgrade() else { return };
@@ -192,15 +193,20 @@ async fn catch_up(hub: std::sync::Weak<Hub>, pool: PgPool) {
             committed_at_last_pass.clear();
             continue;
         }
-        let ids: Vec<i64> = watched.iter().map(|(id, _)| *id).collect();
-        let committed: Vec<(i64, i64)> =
-            match sqlx::query!("SELECT id, seq FROM auctions WHERE id = ANY($1)", &ids).fetch_all(&pool).await {
-                Ok(rows) => rows.into_iter().map(|row| (row.id, row.seq)).collect(),
-                Err(err) => {
-                    tracing::warn!(error = %err, "catch-up query failed");
-                    continue;
-                }
-            };
+        let ids: Vec<AuctionId> = watched.iter().map(|(id, _)| *id).collect();
+        let committed = sqlx::query!(
+            r#"SELECT id AS "id: AuctionId", seq FROM auctions WHERE id = ANY($1)"#,
+            &ids as &[AuctionId],
+        )
+        .fetch_all(&pool)
+        .await;
+        let committed: Vec<(AuctionId, i64)> = match committed {
+            Ok(rows) => rows.into_iter().map(|row| (row.id, row.seq)).collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "catch-up query failed");
+                continue;
+            }
+        };
         for (auction_id, delivered) in &watched {
             let overdue = committed_at_last_pass.get(auction_id).is_some_and(|seq| seq > delivered);
             if !overdue {

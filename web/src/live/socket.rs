@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use neighborbid_shared::events::{self, StoredEvent};
+use neighborbid_shared::ids::AuctionId;
 use poem::http::StatusCode;
 use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig, WebSocketStream};
 use poem::web::{Data, Path, Query};
@@ -53,6 +54,7 @@ pub async fn watch_auction(
     state: Data<&AppState>,
     ip: Data<&ClientIp>,
 ) -> Result<Response, poem::Error> {
+    let auction_id = AuctionId(auction_id);
     let after_seq = params.after_seq.unwrap_or(0);
     if after_seq < 0 {
         return Err(ApiError::<WatchErrors>::new(
@@ -70,7 +72,7 @@ pub async fn watch_auction(
         ),
         Refused::Total => ApiError::<WatchErrors>::overloaded(),
     })?;
-    let current_seq = sqlx::query_scalar!("SELECT seq FROM auctions WHERE id = $1", auction_id)
+    let current_seq = sqlx::query_scalar!("SELECT seq FROM auctions WHERE id = $1", auction_id as AuctionId)
         .fetch_optional(&state.pool)
         .await
         .map_err(ApiError::<WatchErrors>::from)?;
@@ -111,7 +113,7 @@ enum End {
     Close(CloseCode, &'static str),
 }
 
-async fn serve(socket: WebSocketStream, hub: Arc<Hub>, pool: PgPool, auction_id: i64, after_seq: i64) {
+async fn serve(socket: WebSocketStream, hub: Arc<Hub>, pool: PgPool, auction_id: AuctionId, after_seq: i64) {
     // Registered before the replay, so nothing published meanwhile is missed: the seq check
     // below drops what the replay already sent.
     let (_watch, mut live) = hub.watch(auction_id);
@@ -190,7 +192,13 @@ async fn send_event(sink: &mut Sink, event: &StoredEvent) -> Result<(), End> {
 }
 
 /// Sends stored events with `seq` in (`after`, `up_to`], returning the last `seq` sent.
-async fn send_stored(sink: &mut Sink, pool: &PgPool, auction_id: i64, after: i64, up_to: i64) -> Result<i64, End> {
+async fn send_stored(
+    sink: &mut Sink,
+    pool: &PgPool,
+    auction_id: AuctionId,
+    after: i64,
+    up_to: i64,
+) -> Result<i64, End> {
     let mut last = after;
     loop {
         let page = {

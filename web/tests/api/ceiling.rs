@@ -3,6 +3,7 @@
 
 use neighborbid_shared::auctions::closing::close_due;
 use neighborbid_shared::auctions::settlement::{SettleOutcome, settle_auction};
+use neighborbid_shared::ids::AuctionId;
 use neighborbid_shared::ledger::wallet::WALLET_CEILING;
 use neighborbid_testkit::db::end_now;
 use reqwest::StatusCode;
@@ -28,10 +29,11 @@ async fn a_loser_with_a_full_wallet_cannot_block_the_settlement(pool: PgPool) {
     let over = app.post_as(&minji, "/api/v1/wallet/deposits", json!({ "amount": 1 })).await;
     assert_error(over, StatusCode::CONFLICT, "balance_limit_exceeded").await;
 
-    end_now(&app.pool, auction_id).await.unwrap();
+    end_now(&app.pool, AuctionId(auction_id)).await.unwrap();
     let mut conn = app.pool.acquire().await.unwrap();
     assert_eq!(close_due(&mut conn, 10).await.unwrap().closed, 1);
-    let settled = settle_auction(&mut conn, auction_id, 0).await.expect("settlement never fails for a loser");
+    let settled =
+        settle_auction(&mut conn, AuctionId(auction_id), 0).await.expect("settlement never fails for a loser");
     assert!(matches!(settled, SettleOutcome::Settled(_)));
     assert_eq!(app.auction(auction_id).await["status"], "settled");
 

@@ -1,6 +1,7 @@
 //! Closing ended auctions: exactly once, whoever else is closing, and never before the real end.
 
 use neighborbid_shared::auctions::closing::close_due;
+use neighborbid_shared::ids::AuctionId;
 use neighborbid_testkit::db::end_now;
 use serde_json::json;
 use sqlx::PgPool;
@@ -19,7 +20,7 @@ async fn concurrent_closers_close_an_auction_once_with_its_leader_as_winner(pool
     app.deposit(&minji, 50_000).await;
     let id = app.create_auction(&seller, json!({})).await["id"].as_i64().unwrap();
     let bid = body(app.bid(&minji, id, 12_000).await).await;
-    end_now(&app.pool, id).await.unwrap();
+    end_now(&app.pool, AuctionId(id)).await.unwrap();
     let passes = futures::future::join_all((0..3).map(|_| async {
         let mut conn = app.pool.acquire().await.unwrap();
         close_due(&mut conn, 100).await.unwrap()
@@ -48,7 +49,7 @@ async fn an_auction_whose_reserve_is_not_met_ends_unsold_and_releases_every_hold
     app.deposit(&minji, 50_000).await;
     let id = app.create_auction(&seller, json!({ "reserve_price": 40_000 })).await["id"].as_i64().unwrap();
     app.bid(&minji, id, 20_000).await;
-    end_now(&app.pool, id).await.unwrap();
+    end_now(&app.pool, AuctionId(id)).await.unwrap();
     let mut conn = app.pool.acquire().await.unwrap();
     assert_eq!(close_due(&mut conn, 100).await.unwrap().unsold, 1);
     let auction = app.auction(id).await;

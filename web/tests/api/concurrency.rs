@@ -73,7 +73,7 @@ async fn two_hundred_bidders_at_once_leave_exactly_the_valid_bids_and_only_the_l
     let report = app.assert_audit_clean().await;
     assert_eq!(report.totals.held, final_price, "only the leader holds money");
     for (id, token) in &bidders {
-        let expected = if *id == leader_id { (2_000_000 - final_price, final_price) } else { (2_000_000, 0) };
+        let expected = if id.0 == leader_id { (2_000_000 - final_price, final_price) } else { (2_000_000, 0) };
         assert_eq!(app.wallet(token).await, expected, "bidder {id}");
     }
 }

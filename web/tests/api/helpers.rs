@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use neighborbid_shared::config::Config;
 use neighborbid_shared::email::Mailer;
+use neighborbid_shared::ids::UserId;
 use neighborbid_shared::jobs::JobContext;
 use neighborbid_shared::jobs::release_hold::ReleaseHold;
 use neighborbid_shared::jobs::runner::run_recorded;
@@ -197,7 +198,7 @@ impl TestApp {
     /// `n` users named `{prefix}{i}` with sessions, made directly in the database (sign-up's
     /// deliberately slow password hashing would dominate tests that need hundreds of users).
     /// Returns (user id, bearer token) pairs.
-    pub async fn quick_users(&self, prefix: &str, n: usize) -> Vec<(i64, String)> {
+    pub async fn quick_users(&self, prefix: &str, n: usize) -> Vec<(UserId, String)> {
         let mut conn = self.pool.acquire().await.unwrap();
         let mut users = Vec::with_capacity(n);
         for i in 0..n {

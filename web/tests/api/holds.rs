@@ -2,6 +2,7 @@
 //! when a closed auction was re-opened and refunded a hold twice when a user was deleted.
 
 use neighborbid_shared::auctions::release::{ReleaseOutcome, release_outbid_hold};
+use neighborbid_shared::ids::{HoldId, UserId};
 use neighborbid_shared::ledger::holds::{self, Ended};
 use serde_json::json;
 use sqlx::PgPool;
@@ -9,7 +10,7 @@ use sqlx::PgPool;
 use crate::helpers::{TestApp, body};
 
 /// An auction with one bid of 20,000 by `minji`; returns (hold id, seller id, minji's token, seller's token).
-async fn one_bid(app: &TestApp) -> (i64, i64, String, String) {
+async fn one_bid(app: &TestApp) -> (HoldId, UserId, String, String) {
     let seller = app.user_token("seller").await;
     let minji = app.user_token("minji").await;
     app.deposit(&minji, 50_000).await;
@@ -17,9 +18,9 @@ async fn one_bid(app: &TestApp) -> (i64, i64, String, String) {
     let id = auction["id"].as_i64().unwrap();
     let receipt = body(app.bid(&minji, id, 20_000).await).await;
     assert_eq!(receipt["bid"]["amount"], 20_000);
-    let hold_id: i64 =
+    let hold_id: HoldId =
         sqlx::query_scalar("SELECT id FROM holds WHERE auction_id = $1").bind(id).fetch_one(&app.pool).await.unwrap();
-    (hold_id, auction["seller"]["id"].as_i64().unwrap(), minji, seller)
+    (hold_id, UserId(auction["seller"]["id"].as_i64().unwrap()), minji, seller)
 }
 
 #[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
@@ -45,7 +46,7 @@ async fn a_hold_is_released_once_however_often_the_refund_is_delivered(pool: PgP
     assert_eq!(release_outbid_hold(&mut conn, hold_id).await.unwrap(), ReleaseOutcome::Released);
     assert_eq!(release_outbid_hold(&mut conn, hold_id).await.unwrap(), ReleaseOutcome::AlreadyEnded);
     assert_eq!(holds::capture(&mut conn, hold_id, seller_id, 0).await.unwrap(), Ended::Already);
-    assert_eq!(release_outbid_hold(&mut conn, hold_id + 1_000).await.unwrap(), ReleaseOutcome::Missing);
+    assert_eq!(release_outbid_hold(&mut conn, HoldId(hold_id.0 + 1_000)).await.unwrap(), ReleaseOutcome::Missing);
     assert_eq!(app.wallet(&minji).await, (50_000, 0));
     app.assert_audit_clean().await;
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use neighborbid_shared::ids::AuctionId;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_tungstenite::tungstenite::Message;
@@ -198,7 +199,7 @@ async fn a_client_claiming_a_future_seq_cannot_blind_the_other_watchers(pool: Pg
 /// Subscribes to an auction's Redis channel, as every web replica does.
 async fn subscribe(prefix: &str, auction_id: i64) -> redis::aio::PubSub {
     let mut pubsub = redis::Client::open(crate::helpers::redis_url()).unwrap().get_async_pubsub().await.unwrap();
-    pubsub.subscribe(neighborbid_shared::events::channel(prefix, auction_id)).await.unwrap();
+    pubsub.subscribe(neighborbid_shared::events::channel(prefix, AuctionId(auction_id))).await.unwrap();
     pubsub
 }
 

@@ -4,6 +4,7 @@
 use std::io::Cursor;
 
 use image::{ImageFormat, RgbImage};
+use neighborbid_shared::ids::PhotoId;
 use neighborbid_shared::jobs::Job;
 use neighborbid_shared::jobs::process_photo::ProcessPhoto;
 use neighborbid_shared::jobs::purge_photo::PurgePhoto;
@@ -364,7 +365,7 @@ async fn a_repeated_job_changes_nothing_and_lost_jobs_are_re_derived(pool: PgPoo
     assert_eq!(ready["status"], "ready");
 
     // A second delivery of the same job: nothing changes, no second event.
-    ProcessPhoto { photo_id: id }.run(&app.jobs).await.unwrap();
+    ProcessPhoto { photo_id: PhotoId(id) }.run(&app.jobs).await.unwrap();
     assert_eq!(body(app.get(&format!("/api/v1/photos/{id}")).await).await, ready);
     let added: i64 = sqlx::query_scalar("SELECT count(*) FROM auction_events WHERE type = 'photo_added'")
         .fetch_one(&app.pool)

@@ -9,6 +9,7 @@ use neighborbid_shared::auctions::bidding;
 use neighborbid_shared::auctions::new::NewAuctionRequest;
 use neighborbid_shared::auctions::{Condition, ShippingPayer, store};
 use neighborbid_shared::config::Config;
+use neighborbid_shared::ids::{AuctionId, CategoryId, RegionId, UserId};
 use neighborbid_shared::jobs::queues::{QUEUES, Queue};
 use neighborbid_shared::ledger::wallet;
 use neighborbid_shared::money::Krw;
@@ -99,7 +100,7 @@ impl Platform {
     }
 
     /// Users with 10,000,000 KRW each; returns their ids.
-    pub async fn funded_users(&self, prefix: &str, n: usize) -> Vec<i64> {
+    pub async fn funded_users(&self, prefix: &str, n: usize) -> Vec<UserId> {
         let mut conn = self.pool.acquire().await.unwrap();
         let mut ids = Vec::with_capacity(n);
         for i in 0..n {
@@ -111,7 +112,13 @@ impl Platform {
     }
 
     /// `n` auctions by `sellers` with a few bids each from `bidders`, all ending `ends_in` from now.
-    pub async fn auctions_with_bids(&self, n: usize, sellers: &[i64], bidders: &[i64], ends_in: Duration) -> Vec<i64> {
+    pub async fn auctions_with_bids(
+        &self,
+        n: usize,
+        sellers: &[UserId],
+        bidders: &[UserId],
+        ends_in: Duration,
+    ) -> Vec<AuctionId> {
         let mut conn = self.pool.acquire().await.unwrap();
         let mut ids = Vec::with_capacity(n);
         let now = chrono::Utc::now();
@@ -119,8 +126,8 @@ impl Platform {
             let request = NewAuctionRequest {
                 title: format!("Item {i}"),
                 description: None,
-                category_id: 1,
-                region_id: Some(111),
+                category_id: CategoryId(1),
+                region_id: Some(RegionId(111)),
                 national: false,
                 condition: Condition::Good,
                 shipping_payer: ShippingPayer::Buyer,

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use neighborbid_shared::ids::{AuctionId, HoldId};
 use neighborbid_shared::jobs::queues::{self, Queue};
 use neighborbid_shared::jobs::release_hold::ReleaseHold;
 use neighborbid_shared::outbox;
@@ -20,7 +21,7 @@ const EVERYTHING_DONE: &str = "SELECT NOT EXISTS (SELECT 1 FROM auctions WHERE s
 /// recipient) received, ledger exact. `resent_at_most` copies of an email may arrive again: only a
 /// worker killed between the SMTP exchange and recording it causes that, and the copy carries the
 /// same Message-ID so mail systems drop it.
-async fn assert_settled_exactly_once(platform: &Platform, auctions: &[i64], resent_at_most: usize) {
+async fn assert_settled_exactly_once(platform: &Platform, auctions: &[AuctionId], resent_at_most: usize) {
     let pool = &platform.pool;
     let settled: i64 = sqlx::query_scalar("SELECT count(*) FROM auctions WHERE id = ANY($1) AND status = 'settled'")
         .bind(auctions)
@@ -125,7 +126,7 @@ async fn a_burst_of_20000_follow_ups_is_processed_with_the_backlog_bounded(pool:
     platform.assert_audit_clean().await;
     {
         let mut tx = platform.pool.begin().await.unwrap();
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM holds").fetch_all(&mut *tx).await.unwrap();
+        let ids: Vec<HoldId> = sqlx::query_scalar("SELECT id FROM holds").fetch_all(&mut *tx).await.unwrap();
         for hold_id in ids {
             outbox::record(&mut tx, &ReleaseHold { hold_id }).await.unwrap();
         }
