@@ -10,8 +10,9 @@ use lettre::{
 
 use crate::ids::{AuctionId, NotificationId};
 
-/// Why a notification is sent; stored as text in the database, hence [`Self::as_str`] and [`Self::parse`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Why a notification is sent; stored as its snake_case name (`won`, `sold`, `outbid`, `unsold`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum NotificationKind {
     /// The recipient placed the winning bid.
     Won,
@@ -21,29 +22,6 @@ pub enum NotificationKind {
     Outbid,
     /// The recipient's auction ended without a bid.
     Unsold,
-}
-
-impl NotificationKind {
-    /// The stable name stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Won => "won",
-            Self::Sold => "sold",
-            Self::Outbid => "outbid",
-            Self::Unsold => "unsold",
-        }
-    }
-
-    /// The inverse of [`Self::as_str`]; `None` for a name this version does not know.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "won" => Some(Self::Won),
-            "sold" => Some(Self::Sold),
-            "outbid" => Some(Self::Outbid),
-            "unsold" => Some(Self::Unsold),
-            _ => None,
-        }
-    }
 }
 
 /// A user as an e-mail shows them.
@@ -275,15 +253,6 @@ mod tests {
     fn text_of(n: &Notification) -> String {
         let (subject, paragraphs) = content(n);
         format!("{subject}\n{}", paragraphs.join("\n"))
-    }
-
-    #[test]
-    fn kinds_round_trip_through_their_names() {
-        for kind in [NotificationKind::Won, NotificationKind::Sold, NotificationKind::Outbid, NotificationKind::Unsold]
-        {
-            assert_eq!(NotificationKind::parse(kind.as_str()), Some(kind));
-        }
-        assert_eq!(NotificationKind::parse("lost"), None);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub async fn record(
     let id = sqlx::query_scalar!(
         r#"INSERT INTO notifications (kind, auction_id, recipient_id) VALUES ($1, $2, $3)
            ON CONFLICT ON CONSTRAINT notifications_once DO NOTHING RETURNING id AS "id: NotificationId""#,
-        kind.as_str(),
+        kind as NotificationKind,
         auction_id as AuctionId,
         recipient_id as UserId,
     )
@@ -40,7 +40,7 @@ pub async fn record(
 /// A leased notification with what its email says.
 struct Row {
     id: NotificationId,
-    kind: String,
+    kind: NotificationKind,
     auction_id: AuctionId,
     title: String,
     price: i64,
@@ -63,7 +63,7 @@ async fn lease(
              UPDATE notifications SET sending_until = now() + make_interval(secs => $2), attempts = attempts + 1
              WHERE id = $1 AND sent_at IS NULL AND (sending_until IS NULL OR sending_until < now())
              RETURNING id, kind, auction_id, recipient_id)
-         SELECT l.id AS "id!: NotificationId", l.kind AS "kind!", l.auction_id AS "auction_id!: AuctionId",
+         SELECT l.id AS "id!: NotificationId", l.kind AS "kind!: NotificationKind", l.auction_id AS "auction_id!: AuctionId",
                 a.title, a.current_price AS price,
                 r.username AS recipient_username, r.email AS recipient_email,
                 c.username AS "counterpart_username?", c.email AS "counterpart_email?"
@@ -76,19 +76,17 @@ async fn lease(
     )
     .fetch_optional(conn)
     .await?;
-    Ok(row.and_then(|r| {
-        Some(Notification {
-            id: r.id,
-            kind: NotificationKind::parse(&r.kind)?,
-            auction_id: r.auction_id,
-            auction_title: r.title,
-            price: r.price,
-            recipient: Contact { username: r.recipient_username, email: r.recipient_email },
-            counterpart: r
-                .counterpart_username
-                .zip(r.counterpart_email)
-                .map(|(username, email)| Contact { username, email }),
-        })
+    Ok(row.map(|r| Notification {
+        id: r.id,
+        kind: r.kind,
+        auction_id: r.auction_id,
+        auction_title: r.title,
+        price: r.price,
+        recipient: Contact { username: r.recipient_username, email: r.recipient_email },
+        counterpart: r
+            .counterpart_username
+            .zip(r.counterpart_email)
+            .map(|(username, email)| Contact { username, email }),
     }))
 }
 

@@ -61,12 +61,15 @@ impl From<sqlx::Error> for LedgerError {
 
 /// The wallet accounts of `user_id`.
 pub async fn user_accounts(conn: &mut sqlx::PgConnection, user_id: UserId) -> Result<UserAccounts, LedgerError> {
-    let rows =
-        sqlx::query!(r#"SELECT id AS "id: AccountId", kind FROM accounts WHERE user_id = $1"#, user_id as UserId)
-            .fetch_all(conn)
-            .await?;
-    let find = |kind: &str| rows.iter().find(|row| row.kind == kind).map(|row| row.id);
-    match (find("available"), find("held")) {
+    let accounts = sqlx::query!(
+        r#"SELECT max(id) FILTER (WHERE kind = 'available') AS "available: AccountId",
+                  max(id) FILTER (WHERE kind = 'held') AS "held: AccountId"
+           FROM accounts WHERE user_id = $1"#,
+        user_id as UserId,
+    )
+    .fetch_one(conn)
+    .await?;
+    match (accounts.available, accounts.held) {
         (Some(available), Some(held)) => Ok(UserAccounts { available, held }),
         _ => Err(LedgerError::NoWallet(user_id)),
     }
