@@ -2,7 +2,7 @@
 -- `process_photo` job; the images worker decodes it and writes two re-encoded renditions, or rejects
 -- it with a reason. The worker's follow-up work is always derivable from a row: a photo still holding
 -- `original_key` needs processing (or its original deleted), a photo with `removed_at` needs its
--- files purged and then the row deleted.
+-- files purged and then the row deleted; one job, `process_photo`, does whichever is due.
 CREATE TABLE photos (
     id             BIGSERIAL PRIMARY KEY,
     auction_id     BIGINT NOT NULL REFERENCES auctions (id),
@@ -19,7 +19,7 @@ CREATE TABLE photos (
     large_key      TEXT,
     created_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
     processed_at   TIMESTAMPTZ,
-    -- Deleted by the seller: hidden at once; files and row go with the `purge_photo` job.
+    -- Deleted by the seller: hidden at once; its `process_photo` job deletes the files, then the row.
     removed_at     TIMESTAMPTZ,
     CONSTRAINT photos_ready_has_renditions CHECK (
         (status = 'ready') = (thumb_key IS NOT NULL AND large_key IS NOT NULL AND width IS NOT NULL AND height IS NOT NULL)),

@@ -11,7 +11,6 @@
 //! the thin, retry-aware wrapper that loads nothing but ids.
 
 pub mod process_photo;
-pub mod purge_photo;
 pub mod queues;
 pub mod registry;
 pub mod relay;
@@ -39,7 +38,8 @@ pub use queues::Queue;
 pub trait Job: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + Unpin + 'static {
     /// The name stored in the outbox's `kind` and in job ids: `release_hold`.
     const NAME: &'static str;
-    /// The queue that runs it.
+    /// The queue that runs it: a queue of its own, since its workers read every payload on the queue
+    /// as theirs.
     const QUEUE: Queue;
     /// The sweep's statement that records, again, every instance overdue by more than `$1`
     /// seconds (an `INSERT INTO outbox (kind, payload) SELECT …`): what PostgreSQL says should have

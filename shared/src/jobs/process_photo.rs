@@ -1,4 +1,6 @@
-//! `process_photo`: turn an upload into the renditions buyers see, or reject it with a reason.
+//! `process_photo`: whatever a photo's row says it still needs. Turn an upload into the renditions
+//! buyers see or reject it with a reason, delete a settled photo's upload, or purge a removed photo's
+//! files and then its row.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +10,7 @@ use crate::ids::{AuctionId, PhotoId};
 use crate::media::{MediaError, MediaKey, Rendition};
 use crate::photos::processing::{self, Work};
 
-/// Render one uploaded photo, settle it `ready` or `rejected`, then delete the upload.
+/// Bring one photo's files in line with its row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessPhoto {
     /// The photo.
@@ -18,11 +20,12 @@ pub struct ProcessPhoto {
 impl Job for ProcessPhoto {
     const NAME: &'static str = "process_photo";
     const QUEUE: Queue = Queue::Images;
-    /// Photos still holding their upload: not yet settled, or settled with the upload not yet deleted.
+    /// Photos still holding their upload (not yet settled, or settled with the upload not yet
+    /// deleted), and removed photos not yet purged.
     const OVERDUE: &'static str = "INSERT INTO outbox (kind, payload) \
          SELECT 'process_photo', jsonb_build_object('photo_id', p.id) \
          FROM photos p \
-         WHERE p.original_key IS NOT NULL AND p.removed_at IS NULL \
+         WHERE (p.original_key IS NOT NULL OR p.removed_at IS NOT NULL) \
            AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'process_photo' \
                            AND (o.payload ->> 'photo_id')::bigint = p.id \
                            AND coalesce(o.relayed_at, now()) > now() - make_interval(secs => $1))";
@@ -38,8 +41,8 @@ impl Job for ProcessPhoto {
                 original
             }
             Work::DropOriginal { original } => original,
-            // Removed photos are `purge_photo`'s.
-            Work::None | Work::Purge { .. } => return Ok(()),
+            Work::Purge { files } => return self.purge(ctx, &files).await,
+            Work::None => return Ok(()),
         };
         ctx.media.delete(&original).await?;
         processing::forget_original(&mut *ctx.pool.acquire().await?, self.photo_id, &original).await?;
@@ -48,6 +51,15 @@ impl Job for ProcessPhoto {
 }
 
 impl ProcessPhoto {
+    async fn purge(self, ctx: &JobContext, files: &[MediaKey]) -> Result<(), JobError> {
+        for file in files {
+            ctx.media.delete(file).await?;
+        }
+        processing::forget_removed(&mut *ctx.pool.acquire().await?, self.photo_id).await?;
+        tracing::info!(photo.id = self.photo_id.0, files = files.len(), "photo purged");
+        Ok(())
+    }
+
     async fn render(self, ctx: &JobContext, auction_id: AuctionId, original: &MediaKey) -> Result<(), JobError> {
         let upload = ctx.media.read(original).await?;
         let upload_bytes = upload.len();

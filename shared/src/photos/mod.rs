@@ -16,7 +16,6 @@ use crate::auctions::{AuctionError, Status};
 use crate::events::{self, EventType, StoredEvent};
 use crate::ids::{AuctionId, PhotoId, UserId};
 use crate::jobs::process_photo::ProcessPhoto;
-use crate::jobs::purge_photo::PurgePhoto;
 use crate::media::MediaKey;
 use crate::outbox;
 
@@ -190,7 +189,7 @@ pub async fn find(conn: &mut PgConnection, photo_id: PhotoId, viewer: Option<Use
     .ok_or(PhotoError::NotFound)
 }
 
-/// Removes a photo at its seller's request: hidden at once, its files purged by a job. Returns the
+/// Removes a photo at its seller's request: hidden at once, its files purged by its job. Returns the
 /// `photo_removed` event when watchers could see it.
 #[tracing::instrument(skip_all, fields(photo.id = photo_id.0, user.id = seller_id.0))]
 pub async fn remove(
@@ -218,7 +217,7 @@ pub async fn remove(
         });
     }
     sqlx::query!("UPDATE photos SET removed_at = now() WHERE id = $1", photo_id as PhotoId).execute(&mut *tx).await?;
-    outbox::record(&mut tx, &PurgePhoto { photo_id }).await?;
+    outbox::record(&mut tx, &ProcessPhoto { photo_id }).await?;
     let events = if photo.status == PhotoStatus::Ready {
         let data = serde_json::json!({ "photo_id": photo_id });
         events::append(&mut tx, photo.auction_id, &[(EventType::PhotoRemoved, data)]).await?

@@ -7,7 +7,6 @@ use image::{ImageFormat, RgbImage};
 use neighborbid_shared::ids::PhotoId;
 use neighborbid_shared::jobs::Job;
 use neighborbid_shared::jobs::process_photo::ProcessPhoto;
-use neighborbid_shared::jobs::purge_photo::PurgePhoto;
 use neighborbid_shared::jobs::runner::run_recorded;
 use neighborbid_shared::jobs::sweep;
 use reqwest::header::{CONTENT_TYPE, ETAG};
@@ -111,7 +110,6 @@ impl TestApp {
     /// Runs every recorded `images` job, as the worker would.
     pub async fn run_image_jobs(&self) {
         run_recorded::<ProcessPhoto>(&self.jobs).await.unwrap();
-        run_recorded::<PurgePhoto>(&self.jobs).await.unwrap();
     }
 
     /// Uploads `bytes`, lets the worker process it, and returns the photo as its seller sees it.
