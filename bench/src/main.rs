@@ -70,7 +70,8 @@ struct Cli {
     /// `photos`: how many photos to upload.
     #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     photos: u64,
-    /// `flood`: legitimate requests per second (reads and bids by signed-in users), sent open-loop.
+    /// `flood`: legitimate requests per second (reads and bids by signed-in users), sent open-loop;
+    /// `photos`: uploads per second, open-loop.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     rate: u32,
 }
@@ -98,8 +99,8 @@ enum Scenario {
     /// traffic's p50/p99 (target p99 <= 200 ms) and errors (transport, 5xx, 429; target 0) and how
     /// many flood logins got 429 or 503. Start the web with TRUSTED_PROXIES=127.0.0.1.
     Flood,
-    /// --photos (400) uploads of a 2-megapixel JPEG, --concurrency (8) at a time, while the `images`
-    /// workers render them: upload p50/p99 (target p99 <= 50 ms), photos processed per second from the
+    /// --photos (400) uploads of a 2-megapixel JPEG, open loop at --rate (50) a second, while the
+    /// `images` workers render them: upload p50/p99 (target p99 <= 50 ms), photos processed per second from the
     /// rows' timestamps (target >= 40/s with 2 workers on 2 cores) and each worker's peak RSS (<= 300
     /// MB). Needs --database-url and a stack with `neighborbid-worker --queues images` on this host.
     Photos,
@@ -135,10 +136,9 @@ async fn main() -> anyhow::Result<()> {
             scenarios::flood::run(&api, &cli.base_url, options).await?
         }
         Scenario::Photos => {
-            let concurrency = usize::try_from(cli.concurrency.unwrap_or(8))?;
-            let api = Api::new(&cli.base_url, concurrency)?;
+            let api = Api::new(&cli.base_url, 4)?;
             let count = usize::try_from(cli.photos)?;
-            scenarios::photos::run(&api, &cli.base_url, database_url(&cli)?, count, concurrency).await?
+            scenarios::photos::run(&api, &cli.base_url, database_url(&cli)?, count, cli.rate).await?
         }
         Scenario::Close => scenarios::close::run(database_url(&cli)?, &cli.smtp_listen).await?,
         Scenario::Jobs => scenarios::jobs::run(database_url(&cli)?, cli.jobs).await?,

@@ -136,7 +136,14 @@ pub type MediaStream = BoxStream<'static, Result<Bytes, object_store::Error>>;
 #[derive(Debug, Clone)]
 pub struct MediaStore {
     store: Arc<dyn ObjectStore>,
+    /// The most of an upload held in memory at once: a multipart part.
+    part_bytes: usize,
 }
+
+/// Local files are written as they arrive, a small buffer at a time.
+const LOCAL_PART_BYTES: usize = 256 * 1024;
+/// S3's smallest multipart part (every part but the last must be at least this).
+const S3_PART_BYTES: usize = 5 * 1024 * 1024;
 
 impl MediaStore {
     /// The store `config` names: `MEDIA_URL` (`s3://bucket`, with the `AWS_*` variables) when set,
@@ -152,7 +159,7 @@ impl MediaStore {
     pub fn local(dir: &FsPath) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let store = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
-        Ok(Self { store: Arc::new(store) })
+        Ok(Self { store: Arc::new(store), part_bytes: LOCAL_PART_BYTES })
     }
 
     /// Objects in the S3-compatible bucket of `url` (`s3://bucket`), with `options` from
@@ -162,7 +169,7 @@ impl MediaStore {
         for (name, value) in options {
             builder = builder.with_config(name.to_ascii_lowercase().parse::<AmazonS3ConfigKey>()?, value.expose());
         }
-        Ok(Self { store: Arc::new(builder.build()?) })
+        Ok(Self { store: Arc::new(builder.build()?), part_bytes: S3_PART_BYTES })
     }
 
     /// Stores `bytes` under `key`.
@@ -171,10 +178,10 @@ impl MediaStore {
         Ok(())
     }
 
-    /// Streams `reader` into `key`, a few MiB at a time, never holding the whole file.
+    /// Streams `reader` into `key` one part at a time (256 KiB locally, S3's 5 MiB minimum on S3), so a
+    /// file larger than a part is never held whole.
     pub async fn put_stream(&self, key: &MediaKey, mut reader: impl AsyncRead + Unpin) -> Result<(), MediaError> {
-        const CHUNK: usize = 5 * 1024 * 1024;
-        let mut writer = BufWriter::with_capacity(Arc::clone(&self.store), key.path(), CHUNK);
+        let mut writer = BufWriter::with_capacity(Arc::clone(&self.store), key.path(), self.part_bytes);
         if let Err(err) = tokio::io::copy(&mut reader, &mut writer).await {
             writer.abort().await.ok();
             return Err(err.into());

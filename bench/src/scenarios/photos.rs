@@ -1,9 +1,10 @@
 //! `photos`: uploads at the web while the `images` workers render them.
 //!
 //! Setup signs in [`SELLERS`] sellers over the API and gives them active auctions (SQL), enough for
-//! `count` photos at 10 per auction. Then `concurrency` tasks upload `count` copies of one
-//! 2-megapixel JPEG back to back, timing each upload; the relay and the workers start rendering as
-//! soon as the first upload is recorded, so later uploads are measured while the workers are busy.
+//! `count` photos at 10 per auction. Then `count` copies of one 2-megapixel JPEG are uploaded open
+//! loop, one starting every `1/rate` s whatever the earlier ones do, each timed; the relay and the
+//! workers start rendering as soon as the first upload is recorded, so the uploads are measured while
+//! the workers are busy. (Closed-loop uploads would measure the web's saturation instead.)
 //! PostgreSQL is polled until every photo is settled; the processing rate comes from the rows' own
 //! timestamps (first upload to last settled). Each `neighborbid-worker` process's peak RSS (VmHWM)
 //! is read from /proc, so run the bench on the workers' host.
@@ -13,12 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures::{StreamExt, stream};
 use image::{ImageFormat, RgbImage};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tokio::task::JoinSet;
 
 use crate::client::Api;
 use crate::sql_seed::{self, AuctionState};
@@ -34,13 +35,13 @@ const PROCESSED_TARGET_PER_SEC: f64 = 40.0;
 const WORKER_RSS_TARGET_MB: f64 = 300.0;
 const POLL: Duration = Duration::from_millis(100);
 
-/// Runs the scenario: `count` uploads, `concurrency` at a time.
+/// Runs the scenario: `count` uploads, `rate_per_sec` of them started each second.
 pub async fn run(
     api: &Api,
     base_url: &str,
     database_url: &str,
     count: usize,
-    concurrency: usize,
+    rate_per_sec: u32,
 ) -> anyhow::Result<Value> {
     let pool = sql_seed::connect(database_url).await?;
     let run_id = sql_seed::run_id();
@@ -50,20 +51,22 @@ pub async fn run(
     let auction_ids: Vec<i64> =
         targets.iter().map(|(_, auction)| *auction).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
 
-    eprintln!("uploading {count} photos, {concurrency} at a time");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).tcp_nodelay(true).build()?;
+    eprintln!("uploading {count} photos, {rate_per_sec} a second");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).tcp_nodelay(true).build()?;
     let root = format!("{}/api/v1", base_url.trim_end_matches('/'));
     let started = Instant::now();
-    let outcomes: Vec<(StatusCode, Duration)> = stream::iter(targets)
-        .map(|(token, auction)| {
-            let (client, root, photo) = (client.clone(), root.clone(), Arc::clone(&photo));
-            async move { upload(&client, &root, &token, auction, photo.as_ref().clone()).await }
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<anyhow::Result<_>>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate_per_sec)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut uploads = JoinSet::new();
+    for (token, auction) in targets {
+        ticker.tick().await;
+        let (client, root, photo) = (client.clone(), root.clone(), Arc::clone(&photo));
+        uploads.spawn(async move { upload(&client, &root, &token, auction, photo.as_ref().clone()).await });
+    }
+    let mut outcomes: Vec<(StatusCode, Duration)> = Vec::with_capacity(count);
+    while let Some(outcome) = uploads.join_next().await {
+        outcomes.push(outcome??);
+    }
     let upload_secs = started.elapsed();
     let accepted = outcomes.iter().filter(|(status, _)| *status == StatusCode::ACCEPTED).count();
     let mut latencies: Vec<Duration> = outcomes.iter().map(|(_, latency)| *latency).collect();
@@ -91,7 +94,7 @@ pub async fn run(
         "uploads": count,
         "accepted": accepted,
         "upload_errors": count - accepted,
-        "concurrency": concurrency,
+        "rate_per_sec": rate_per_sec,
         "upload_secs": round(upload_secs.as_secs_f64()),
         "uploads_per_sec": rate(accepted as u64, upload_secs),
         "upload_latency": uploads,
