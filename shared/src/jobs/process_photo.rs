@@ -64,7 +64,7 @@ impl ProcessPhoto {
         let upload = ctx.media.read(original).await?;
         let upload_bytes = upload.len();
         let rendered = ctx.render_slots.render(upload).await.map_err(|e| JobError::Abandon(format!("render: {e}")))?;
-        let rendered = match rendered {
+        let mut rendered = match rendered {
             Ok(rendered) => rendered,
             Err(rejection) => {
                 processing::mark_rejected(&mut *ctx.pool.acquire().await?, self.photo_id, rejection).await?;
@@ -74,8 +74,8 @@ impl ProcessPhoto {
         };
         let thumb = MediaKey::rendition(self.photo_id, &rendered.thumb.content_hash, Rendition::Thumb);
         let large = MediaKey::rendition(self.photo_id, &rendered.large.content_hash, Rendition::Large);
-        ctx.media.put(&thumb, rendered.thumb.bytes.clone().into()).await?;
-        ctx.media.put(&large, rendered.large.bytes.clone().into()).await?;
+        ctx.media.put(&thumb, std::mem::take(&mut rendered.thumb.bytes).into()).await?;
+        ctx.media.put(&large, std::mem::take(&mut rendered.large.bytes).into()).await?;
         let mut conn = ctx.pool.acquire().await?;
         let events = processing::mark_ready(&mut conn, self.photo_id, auction_id, &rendered, &thumb, &large).await?;
         tracing::info!(
