@@ -48,6 +48,18 @@ pub fn fingerprint(endpoint: &str, request: &impl Serialize) -> Vec<u8> {
     hasher.finalize().to_vec()
 }
 
+/// Refuses a key that is empty or longer than [`MAX_KEY_LEN`].
+pub fn check_key(key: &str) -> Result<(), ValidationError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(ValidationError::new(
+            "Idempotency-Key",
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} characters"),
+        ));
+    }
+    Ok(())
+}
+
 /// Claims `key` for `user_id` in the current transaction.
 pub async fn claim<T: DeserializeOwned>(
     conn: &mut PgConnection,
@@ -55,14 +67,7 @@ pub async fn claim<T: DeserializeOwned>(
     key: &str,
     request_hash: &[u8],
 ) -> Result<Claim<T>, IdempotencyError> {
-    if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(ValidationError::new(
-            "Idempotency-Key",
-            "invalid_idempotency_key",
-            format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} characters"),
-        )
-        .into());
-    }
+    check_key(key)?;
     let inserted = sqlx::query!(
         "INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         user_id as UserId,

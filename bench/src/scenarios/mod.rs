@@ -7,3 +7,4 @@ pub mod flood;
 pub mod jobs;
 pub mod list;
 pub mod photos;
+pub mod reference;

@@ -1,29 +1,32 @@
 //! The money-moving auction transactions: a bid, a buy-now, a cancellation.
 //!
-//! Each is one PostgreSQL transaction that locks the auction row first and only then touches holds
-//! and accounts, the one lock order every writer follows, so two transactions cannot wait on each
-//! other in a cycle. Should PostgreSQL still report a deadlock or serialization failure, the whole
-//! transaction is retried a bounded number of times.
+//! A bid and a buy-now are one statement each: the database function `place_bid`
+//! (migrations/20261126000001_bid_engine.sql) claims the Idempotency-Key, locks the auction row,
+//! applies the rules (mirrored by [`super::rules::decide_bid`]), moves the money and records the
+//! bids, events and follow-up jobs, so the auction's row lock lasts one server-side statement and
+//! no client round trip. Should PostgreSQL report a deadlock or serialization failure, the
+//! statement is retried a bounded number of times.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::postgres::PgDatabaseError;
+use sqlx::types::Json;
+use sqlx::{Connection, PgPool};
 
-use super::rules::{self, AuctionState};
+use super::AuctionError;
+use super::rules::Refusal;
 use super::store::{self, Auction};
-use super::{AuctionError, Status};
 use crate::events::{self, EventType, StoredEvent};
-use crate::idempotency::{self, Claim};
-use crate::ids::{AccountId, AuctionId, BidId, HoldId, UserId};
-use crate::jobs::release_hold::ReleaseHold;
-use crate::jobs::settle_auction::SettleAuction;
-use crate::ledger::holds::{self, ForBid, Hold};
-use crate::ledger::{LedgerError, UserAccounts};
+use crate::idempotency;
+use crate::ids::{AuctionId, BidId, UserId};
+use crate::ledger::LedgerError;
 use crate::money::Krw;
-use crate::outbox;
+use crate::validation::ValidationError;
 
 const MAX_ATTEMPTS: u32 = 5;
+/// The SQLSTATE with which `place_bid` refuses a request; its message is the reason.
+const REFUSED: &str = "NB001";
 
 /// An accepted bid.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,12 +37,19 @@ pub struct Bid {
     pub bidder_username: String,
     pub amount: i64,
     pub buy_now: bool,
+    /// Placed by the system for the bidder's maximum.
+    #[serde(default)]
+    pub auto: bool,
+    /// The maximum its bidder asked for: in their own receipt only, never in history or events.
+    #[serde(default)]
+    pub max_amount: Option<i64>,
     pub created_at: DateTime<Utc>,
 }
 
 /// A bid (or buy-now) and the auction as it stands after it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BidReceipt {
+    /// The requester's bid (a leader who only raised their maximum: their standing bid).
     pub bid: Bid,
     pub auction: Auction,
     /// The events it caused, for publishing once committed (empty for a replayed request).
@@ -47,284 +57,37 @@ pub struct BidReceipt {
     pub events: Vec<StoredEvent>,
 }
 
-/// Runs `$body` (an expression using `$conn: &mut PgConnection`) in a transaction, retrying the
-/// whole transaction when PostgreSQL asks for a retry.
-macro_rules! in_transaction {
-    ($pool:expr, |$conn:ident| $body:expr) => {{
-        let mut attempt = 1;
-        loop {
-            let mut tx = $pool.begin().await?;
-            let result = {
-                let $conn: &mut PgConnection = &mut tx;
-                $body.await
-            };
-            let result = match result {
-                Ok(value) => tx.commit().await.map(|()| value).map_err(AuctionError::from),
-                Err(err) => Err(err),
-            };
-            match result {
-                Err(err) if attempt < MAX_ATTEMPTS && is_retryable(&err) => {
-                    tracing::debug!(attempt, error = %err, "retrying transaction");
-                    attempt += 1;
-                }
-                other => break other,
-            }
-        }
-    }};
+/// What `place_bid` returns.
+#[derive(Deserialize)]
+struct EngineAnswer {
+    receipt: BidReceipt,
+    events: Vec<StoredEvent>,
 }
 
-fn is_retryable(err: &AuctionError) -> bool {
-    match err {
-        AuctionError::Database(e) | AuctionError::Ledger(LedgerError::Database(e)) => crate::db::is_retryable(e),
-        _ => false,
-    }
-}
-
-/// The auction row, locked for this transaction, with what the rules need, the acting user's
-/// wallet accounts, and the database clock.
-struct Locked {
-    state: AuctionState,
-    leader_hold_id: Option<HoldId>,
-    actor_accounts: Option<UserAccounts>,
-    now: DateTime<Utc>,
-}
-
-struct LockedRow {
-    status: Status,
-    seller_id: UserId,
-    start_price: i64,
-    current_price: i64,
-    bid_count: i32,
-    bid_increment: Option<i64>,
-    buy_now_price: Option<i64>,
-    leader_id: Option<UserId>,
-    leader_hold_id: Option<HoldId>,
-    starts_at: DateTime<Utc>,
-    ends_at: DateTime<Utc>,
-    soft_close_seconds: i32,
-    now: DateTime<Utc>,
-    available_account: Option<AccountId>,
-    held_account: Option<AccountId>,
-}
-
-/// Locks the auction row (and reads the actor's account ids, which never change).
-async fn lock_auction(
-    conn: &mut PgConnection,
-    auction_id: AuctionId,
-    actor_id: UserId,
-) -> Result<Locked, AuctionError> {
-    let row = sqlx::query_as!(
-        LockedRow,
-        r#"SELECT a.status AS "status: Status", a.seller_id AS "seller_id: UserId", a.start_price, a.current_price,
-                  a.bid_count, a.bid_increment, a.buy_now_price, a.leader_id AS "leader_id: UserId",
-                  a.leader_hold_id AS "leader_hold_id: HoldId", a.starts_at, a.ends_at,
-                  a.soft_close_seconds, clock_timestamp() AS "now!",
-                  (SELECT id FROM accounts WHERE user_id = $2 AND kind = 'available') AS "available_account: AccountId",
-                  (SELECT id FROM accounts WHERE user_id = $2 AND kind = 'held') AS "held_account: AccountId"
-           FROM auctions a WHERE a.id = $1 FOR UPDATE"#,
-        auction_id as AuctionId,
-        actor_id as UserId,
-    )
-    .fetch_optional(conn)
-    .await?
-    .ok_or(AuctionError::NotFound)?;
-    Ok(Locked {
-        state: AuctionState {
-            status: row.status,
-            seller_id: row.seller_id,
-            start_price: row.start_price,
-            current_price: row.current_price,
-            bid_count: row.bid_count,
-            bid_increment: row.bid_increment,
-            buy_now_price: row.buy_now_price,
-            leader_id: row.leader_id,
-            starts_at: row.starts_at,
-            ends_at: row.ends_at,
-            soft_close_seconds: row.soft_close_seconds,
-        },
-        leader_hold_id: row.leader_hold_id,
-        actor_accounts: row
-            .available_account
-            .zip(row.held_account)
-            .map(|(available, held)| UserAccounts { available, held }),
-        now: row.now,
-    })
-}
-
-async fn insert_bid(
-    conn: &mut PgConnection,
-    auction_id: AuctionId,
-    bidder_id: UserId,
-    amount: i64,
-    buy_now: bool,
-) -> Result<Bid, sqlx::Error> {
-    sqlx::query_as!(
-        Bid,
-        r#"INSERT INTO bids (auction_id, bidder_id, amount, buy_now) VALUES ($1, $2, $3, $4)
-           RETURNING id AS "id: BidId", auction_id AS "auction_id: AuctionId", bidder_id AS "bidder_id: UserId",
-                     (SELECT username FROM users WHERE id = $2) AS "bidder_username!", amount, buy_now, created_at"#,
-        auction_id as AuctionId,
-        bidder_id as UserId,
-        amount,
-        buy_now,
-    )
-    .fetch_one(conn)
-    .await
-}
-
-/// Holds the bidder's money for `amount` (only the difference over their open hold) and records
-/// the release of the previous leader's hold when the lead changes hands.
-async fn take_the_lead(conn: &mut PgConnection, locked: &Locked, bid: &Bid) -> Result<Hold, AuctionError> {
-    let accounts = locked.actor_accounts.ok_or(LedgerError::NoWallet(bid.bidder_id))?;
-    // Read after the auction lock is granted, in a statement of its own: under READ COMMITTED a
-    // row joined into the locking statement would come from before the wait, and a release that
-    // committed meanwhile would go unseen.
-    let existing = holds::open_hold(conn, bid.bidder_id, bid.auction_id).await?;
-    let for_bid = ForBid { bidder_id: bid.bidder_id, auction_id: bid.auction_id, bid_id: bid.id };
-    let hold = holds::hold_up_to(conn, accounts, existing, for_bid, Krw::from_trusted(bid.amount)).await?;
-    if let Some(previous) = locked.leader_hold_id.filter(|id| *id != hold.id) {
-        outbox::record(conn, &ReleaseHold { hold_id: previous }).await?;
-    }
-    Ok(hold)
-}
-
-fn bid_event(bid: &Bid, auction: &AuctionState) -> (EventType, serde_json::Value) {
-    (
-        EventType::BidPlaced,
-        json!({
-            "bid_id": bid.id,
-            "amount": bid.amount,
-            "bidder": { "id": bid.bidder_id, "username": bid.bidder_username },
-            "buy_now": bid.buy_now,
-            "bid_count": auction.bid_count,
-            "min_next_bid": auction.min_next_bid(),
-            "ends_at": auction.ends_at,
-        }),
-    )
-}
-
-/// The stored first result when `key` was used before for this request; claims it otherwise.
-async fn replayed(
-    conn: &mut PgConnection,
-    user_id: UserId,
-    key: Option<&str>,
-    request_hash: &[u8],
-) -> Result<Option<BidReceipt>, AuctionError> {
-    let Some(key) = key else { return Ok(None) };
-    match idempotency::claim(conn, user_id, key, request_hash).await? {
-        Claim::Replay(receipt) => Ok(Some(receipt)),
-        Claim::New => Ok(None),
-    }
-}
-
-/// Stores the result under `key`, if the request had one.
-async fn remember(
-    conn: &mut PgConnection,
-    user_id: UserId,
-    key: Option<&str>,
-    receipt: &BidReceipt,
-) -> Result<(), AuctionError> {
-    if let Some(key) = key {
-        idempotency::complete(conn, user_id, key, receipt).await?;
-    }
-    Ok(())
-}
-
-/// A bid of `amount` on `auction_id` by `bidder_id`.
+/// A bid of `amount`, and automatically up to `max_amount` if given, on `auction_id` by `bidder_id`.
 #[tracing::instrument(
-    skip(pool, amount, idempotency_key),
-    fields(
-        auction_id = auction_id.0,
-        bidder_id = bidder_id.0,
-        auction.id = auction_id.0,
-        user.id = bidder_id.0,
-        bid.amount = amount.get()
-    )
+    skip(pool, amount, max_amount, idempotency_key),
+    fields(auction.id = auction_id.0, user.id = bidder_id.0, bid.amount = amount.get())
 )]
 pub async fn place_bid(
     pool: &PgPool,
     auction_id: AuctionId,
     bidder_id: UserId,
     amount: Krw,
+    max_amount: Option<Krw>,
     idempotency_key: Option<&str>,
 ) -> Result<BidReceipt, AuctionError> {
-    if idempotency_key.is_none() {
-        refuse_early_if_too_low(pool, auction_id, amount).await?;
+    let (amount, max_amount) = (amount.get(), max_amount.map(Krw::get));
+    if max_amount.is_some_and(|max| max < amount) {
+        return Err(max_below_amount().into());
     }
-    let request_hash = idempotency::fingerprint("place_bid", &(auction_id, amount));
-    in_transaction!(pool, |conn| place_bid_once(conn, auction_id, bidder_id, amount, idempotency_key, &request_hash))
-}
-
-/// Refuses a bid below the minimum from a plain read, without queueing for the auction's row lock.
-/// Sound because the minimum never falls: a bid too low now is too low at any later moment. On a
-/// busy auction most losing bids end here, so they do not slow the winning ones. (With an
-/// Idempotency-Key the full path runs, so a repeat still gets its first result.)
-async fn refuse_early_if_too_low(pool: &PgPool, auction_id: AuctionId, amount: Krw) -> Result<(), AuctionError> {
-    let snapshot = sqlx::query!(
-        "SELECT start_price, bid_count, current_price, bid_increment FROM auctions WHERE id = $1",
-        auction_id as AuctionId
-    )
-    .fetch_optional(pool)
-    .await?
-    .ok_or(AuctionError::NotFound)?;
-    let minimum =
-        rules::min_next_bid(snapshot.start_price, snapshot.bid_count, snapshot.current_price, snapshot.bid_increment);
-    if amount.get() < minimum {
-        return Err(rules::Refusal::TooLow { minimum }.into());
-    }
-    Ok(())
-}
-
-async fn place_bid_once(
-    conn: &mut PgConnection,
-    auction_id: AuctionId,
-    bidder_id: UserId,
-    amount: Krw,
-    idempotency_key: Option<&str>,
-    request_hash: &[u8],
-) -> Result<BidReceipt, AuctionError> {
-    if let Some(receipt) = replayed(conn, bidder_id, idempotency_key, request_hash).await? {
-        return Ok(receipt);
-    }
-    let locked = lock_auction(conn, auction_id, bidder_id).await?;
-    let accepted = rules::check_bid(&locked.state, bidder_id, amount.get(), locked.now)?;
-    let bid = insert_bid(conn, auction_id, bidder_id, amount.get(), false).await?;
-    let hold = take_the_lead(conn, &locked, &bid).await?;
-    sqlx::query!(
-        "UPDATE auctions SET current_price = $2, leader_id = $3, leader_hold_id = $4,
-                             bid_count = bid_count + 1, status = 'active', ends_at = coalesce($5, ends_at)
-         WHERE id = $1",
-        auction_id as AuctionId,
-        amount.get(),
-        bidder_id as UserId,
-        hold.id as HoldId,
-        accepted.extended_to,
-    )
-    .execute(&mut *conn)
-    .await?;
-    let after = AuctionState {
-        current_price: amount.get(),
-        bid_count: locked.state.bid_count + 1,
-        leader_id: Some(bidder_id),
-        ends_at: accepted.extended_to.unwrap_or(locked.state.ends_at),
-        ..locked.state
-    };
-    let mut happened = vec![bid_event(&bid, &after)];
-    if let Some(ends_at) = accepted.extended_to {
-        happened.push((EventType::AuctionExtended, json!({ "ends_at": ends_at })));
-    }
-    let events = events::append(conn, auction_id, &happened).await?;
-    let auction = store::find(conn, auction_id).await?.ok_or(AuctionError::NotFound)?;
-    let receipt = BidReceipt { bid, auction, events };
-    remember(conn, bidder_id, idempotency_key, &receipt).await?;
-    Ok(receipt)
+    let request_hash = idempotency::fingerprint("place_bid", &(auction_id, amount, max_amount));
+    let request = EngineRequest { auction_id, user_id: bidder_id, amount: Some(amount), max_amount, buy_now: false };
+    run_engine(pool, request, idempotency_key, &request_hash).await
 }
 
 /// Buys `auction_id` at its buy-now price: the auction closes at once with the buyer as winner.
-#[tracing::instrument(
-    skip(pool, idempotency_key),
-    fields(auction_id = auction_id.0, buyer_id = buyer_id.0, auction.id = auction_id.0, user.id = buyer_id.0)
-)]
+#[tracing::instrument(skip(pool, idempotency_key), fields(auction.id = auction_id.0, user.id = buyer_id.0))]
 pub async fn buy_now(
     pool: &PgPool,
     auction_id: AuctionId,
@@ -332,50 +95,81 @@ pub async fn buy_now(
     idempotency_key: Option<&str>,
 ) -> Result<BidReceipt, AuctionError> {
     let request_hash = idempotency::fingerprint("buy_now", &auction_id);
-    in_transaction!(pool, |conn| buy_now_once(conn, auction_id, buyer_id, idempotency_key, &request_hash))
+    let request = EngineRequest { auction_id, user_id: buyer_id, amount: None, max_amount: None, buy_now: true };
+    run_engine(pool, request, idempotency_key, &request_hash).await
 }
 
-async fn buy_now_once(
-    conn: &mut PgConnection,
+struct EngineRequest {
     auction_id: AuctionId,
-    buyer_id: UserId,
+    user_id: UserId,
+    amount: Option<i64>,
+    max_amount: Option<i64>,
+    buy_now: bool,
+}
+
+async fn run_engine(
+    pool: &PgPool,
+    request: EngineRequest,
     idempotency_key: Option<&str>,
     request_hash: &[u8],
 ) -> Result<BidReceipt, AuctionError> {
-    if let Some(receipt) = replayed(conn, buyer_id, idempotency_key, request_hash).await? {
-        return Ok(receipt);
+    if let Some(key) = idempotency_key {
+        idempotency::check_key(key)?;
     }
-    let locked = lock_auction(conn, auction_id, buyer_id).await?;
-    let price = rules::check_buy_now(&locked.state, buyer_id, locked.now)?;
-    let bid = insert_bid(conn, auction_id, buyer_id, price, true).await?;
-    let hold = take_the_lead(conn, &locked, &bid).await?;
-    sqlx::query!(
-        "UPDATE auctions SET current_price = $2, leader_id = $3, leader_hold_id = $4, winner_id = $3,
-                             bid_count = bid_count + 1, status = 'closed', ended_at = $5
-         WHERE id = $1",
-        auction_id as AuctionId,
-        price,
-        buyer_id as UserId,
-        hold.id as HoldId,
-        locked.now,
-    )
-    .execute(&mut *conn)
-    .await?;
-    outbox::record(conn, &SettleAuction { auction_id }).await?;
-    let after = AuctionState {
-        status: Status::Closed,
-        current_price: price,
-        bid_count: locked.state.bid_count + 1,
-        leader_id: Some(buyer_id),
-        ..locked.state
-    };
-    let closed = json!({ "winner_id": buyer_id, "price": price, "buy_now": true });
-    let events =
-        events::append(conn, auction_id, &[bid_event(&bid, &after), (EventType::AuctionClosed, closed)]).await?;
-    let auction = store::find(conn, auction_id).await?.ok_or(AuctionError::NotFound)?;
-    let receipt = BidReceipt { bid, auction, events };
-    remember(conn, buyer_id, idempotency_key, &receipt).await?;
-    Ok(receipt)
+    let mut attempt = 1;
+    loop {
+        let answer = sqlx::query_scalar!(
+            r#"SELECT place_bid($1, $2, $3, $4, $5, $6, $7) AS "answer!: Json<EngineAnswer>""#,
+            request.auction_id as AuctionId,
+            request.user_id as UserId,
+            request.amount,
+            request.max_amount,
+            request.buy_now,
+            idempotency_key,
+            request_hash,
+        )
+        .fetch_one(pool)
+        .await;
+        match answer {
+            Ok(Json(EngineAnswer { mut receipt, events })) => {
+                receipt.events = events;
+                return Ok(receipt);
+            }
+            Err(err) if attempt < MAX_ATTEMPTS && crate::db::is_retryable(&err) => {
+                tracing::debug!(attempt, error = %err, "retrying the bid");
+                attempt += 1;
+            }
+            Err(err) => return Err(refusal(&err, request.user_id).unwrap_or_else(|| err.into())),
+        }
+    }
+}
+
+/// The refusal `place_bid` raised, if that is what `err` is.
+fn refusal(err: &sqlx::Error, user_id: UserId) -> Option<AuctionError> {
+    let db = err.as_database_error()?.try_downcast_ref::<PgDatabaseError>()?;
+    if db.code() != REFUSED {
+        return None;
+    }
+    let detail = || db.detail().and_then(|d| d.parse::<i64>().ok()).unwrap_or_default();
+    Some(match db.message() {
+        "not_found" => AuctionError::NotFound,
+        "own_auction" => Refusal::OwnAuction.into(),
+        "not_active" => Refusal::NotActive.into(),
+        "too_low" => Refusal::TooLow { minimum: detail() }.into(),
+        "maximum_not_raised" => Refusal::MaximumNotRaised { maximum: detail() }.into(),
+        "buy_now_unavailable" => Refusal::BuyNowUnavailable.into(),
+        "idempotency_key_reused" => AuctionError::IdempotencyKeyReused,
+        "no_wallet" => LedgerError::NoWallet(user_id).into(),
+        "max_below_amount" => max_below_amount().into(),
+        other => {
+            tracing::error!(reason = other, "place_bid refused for a reason this code does not know");
+            return None;
+        }
+    })
+}
+
+fn max_below_amount() -> ValidationError {
+    ValidationError::new("max_amount", "max_below_amount", "max_amount must be at least amount")
 }
 
 /// A withdrawn auction and the event that tells its watchers.
@@ -388,39 +182,38 @@ pub struct Cancelled {
 }
 
 /// Withdraws an auction; only its seller may, and only before the first bid.
-#[tracing::instrument(
-    skip(pool),
-    fields(auction_id = auction_id.0, seller_id = seller_id.0, auction.id = auction_id.0, user.id = seller_id.0)
-)]
+#[tracing::instrument(skip(pool), fields(auction.id = auction_id.0, user.id = seller_id.0))]
 pub async fn cancel(pool: &PgPool, auction_id: AuctionId, seller_id: UserId) -> Result<Cancelled, AuctionError> {
-    in_transaction!(pool, |conn| cancel_once(conn, auction_id, seller_id))
-}
-
-async fn cancel_once(
-    conn: &mut PgConnection,
-    auction_id: AuctionId,
-    seller_id: UserId,
-) -> Result<Cancelled, AuctionError> {
-    let locked = lock_auction(conn, auction_id, seller_id).await?;
-    if locked.state.seller_id != seller_id {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let locked = sqlx::query!(
+        r#"SELECT seller_id AS "seller_id: UserId", bid_count,
+                  status IN ('scheduled', 'active') AND clock_timestamp() < ends_at AS "still_open!",
+                  clock_timestamp() AS "now!"
+           FROM auctions WHERE id = $1 FOR UPDATE"#,
+        auction_id as AuctionId,
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AuctionError::NotFound)?;
+    if locked.seller_id != seller_id {
         return Err(AuctionError::NotSeller);
     }
-    if locked.state.bid_count > 0 {
+    if locked.bid_count > 0 {
         return Err(AuctionError::HasBids);
     }
-    let still_open =
-        matches!(locked.state.status, Status::Scheduled | Status::Active) && locked.now < locked.state.ends_at;
-    if !still_open {
-        return Err(rules::Refusal::NotActive.into());
+    if !locked.still_open {
+        return Err(Refusal::NotActive.into());
     }
     sqlx::query!(
         "UPDATE auctions SET status = 'cancelled', ended_at = $2 WHERE id = $1",
         auction_id as AuctionId,
         locked.now
     )
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?;
-    let events = events::append(conn, auction_id, &[(EventType::AuctionCancelled, json!({}))]).await?;
-    let auction = store::find(conn, auction_id).await?.ok_or(AuctionError::NotFound)?;
+    let events = events::append(&mut tx, auction_id, &[(EventType::AuctionCancelled, json!({}))]).await?;
+    let auction = store::find(&mut tx, auction_id).await?.ok_or(AuctionError::NotFound)?;
+    tx.commit().await?;
     Ok(Cancelled { auction, events })
 }

@@ -62,7 +62,7 @@ macro_rules! list_sql {
     ($keyset:literal, $order:literal) => {
         concat!(
             auction_select!(),
-            " WHERE ($1::bigint IS NULL OR a.national OR r.path @> ARRAY[$1::bigint]) \
+            " WHERE ($1::bigint IS NULL OR a.national OR a.region_path @> ARRAY[$1::bigint]) \
                 AND ($2::bigint IS NULL OR a.category_id = $2) \
                 AND ($3::text IS NULL OR a.title ILIKE $3) \
                 AND ($4::bigint IS NULL OR a.current_price >= $4) \
@@ -162,7 +162,8 @@ pub async fn bids(
     let items = sqlx::query_as!(
         Bid,
         r#"SELECT b.id AS "id: BidId", b.auction_id AS "auction_id: AuctionId", b.bidder_id AS "bidder_id: UserId",
-                  u.username AS bidder_username, b.amount, b.buy_now, b.created_at
+                  u.username AS bidder_username, b.amount, b.buy_now, b.auto,
+                  NULL::bigint AS max_amount, b.created_at
            FROM bids b JOIN users u ON u.id = b.bidder_id
            WHERE b.auction_id = $1 AND ($2::bigint IS NULL OR b.id < $2) ORDER BY b.id DESC LIMIT $3"#,
         auction_id as AuctionId,

@@ -7,17 +7,18 @@ use sqlx::{Connection, PgConnection};
 use super::Status;
 use crate::email::NotificationKind;
 use crate::events::{self, EventType, StoredEvent};
-use crate::ids::{AuctionId, HoldId, UserId};
+use crate::ids::{AccountId, AuctionId, HoldId, UserId};
 use crate::jobs::release_hold::ReleaseHold;
-use crate::ledger::LedgerError;
 use crate::ledger::holds::{self, Ended};
+use crate::ledger::{FEES_ACCOUNT, LedgerError};
 use crate::notifications;
 use crate::outbox;
 
 /// What a settlement run did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SettleOutcome {
-    /// The money moved and the auction is settled now; the event to publish.
+    /// The money moved and the auction (with any others settled in its batch) is settled now; the
+    /// events to publish.
     Settled(Vec<StoredEvent>),
     /// Not in `closed` (settled already, or not ended): a repeated delivery; nothing moved.
     NotClosed,
@@ -34,10 +35,26 @@ struct Outcome {
     price: i64,
 }
 
+/// A closed auction to settle.
+struct Sale {
+    auction_id: AuctionId,
+    winner_id: UserId,
+    winning_hold: HoldId,
+    price: i64,
+}
+
+/// At most this many of one seller's closed auctions are settled in one transaction.
+pub const BATCH: i64 = 100;
+
 /// Settles `auction_id` exactly once: under the auction's row lock, and only from `closed`, it
-/// captures the winner's hold to the seller (`fee_bps` to the platform), marks the auction
-/// `settled`, records the winner's and seller's emails, and records a release of every other open
-/// hold. Each release is its own job, so one loser's account can never hold the sale up.
+/// captures the price from the winner's hold to the seller (`fee_bps` to the platform), marks the
+/// auction `settled`, records the winner's and seller's emails, and records a release of every
+/// other open hold. Each release is its own job, so one loser's account can never hold the sale up.
+///
+/// In the same transaction it settles up to [`BATCH`] − 1 more closed auctions of the same seller
+/// that no one else has locked: a seller whose many auctions end together is credited once per
+/// batch, not once per transaction in a queue on their account row. (Their own jobs, arriving
+/// later, find them settled.) Each sale still has its own capture, fee and ledger line.
 #[tracing::instrument(skip_all, fields(auction.id = auction_id.0))]
 pub async fn settle_auction(
     conn: &mut PgConnection,
@@ -61,28 +78,73 @@ pub async fn settle_auction(
     let (Some(winner_id), Some(winning_hold), Status::Closed) = (winner_id, leader_hold_id, status) else {
         return Ok(SettleOutcome::NotClosed);
     };
-    let losers = sqlx::query_scalar!(
-        r#"SELECT id AS "id: HoldId" FROM holds WHERE auction_id = $1 AND status = 'open' AND id <> $2"#,
-        auction_id as AuctionId,
-        winning_hold as HoldId,
+    let mut sales = vec![Sale { auction_id, winner_id, winning_hold, price }];
+    // SKIP LOCKED: never wait for a second auction's lock, so two batches cannot wait on each other.
+    sales.extend(
+        sqlx::query_as!(
+            Sale,
+            r#"SELECT id AS "auction_id: AuctionId", winner_id AS "winner_id!: UserId",
+                      leader_hold_id AS "winning_hold!: HoldId", current_price AS price
+               FROM auctions
+               WHERE seller_id = $1 AND status = 'closed' AND id <> $2
+                 AND winner_id IS NOT NULL AND leader_hold_id IS NOT NULL
+               ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED"#,
+            seller_id as UserId,
+            auction_id as AuctionId,
+            BATCH - 1,
+        )
+        .fetch_all(&mut *tx)
+        .await?,
+    );
+    let mut events = Vec::with_capacity(sales.len());
+    for sale in &sales {
+        events.extend(record_sale(&mut tx, sale, seller_id).await?);
+    }
+    // Last, just before the commit: the seller's and the fee account's rows are shared by every
+    // settlement of that seller (and of everyone, for fees). All accounts are locked at once in id
+    // order, the order every multi-account statement takes, so settlements cannot deadlock.
+    let users: Vec<UserId> = sales.iter().map(|s| s.winner_id).chain([seller_id]).collect();
+    sqlx::query!(
+        "SELECT id FROM accounts WHERE user_id = ANY($1) OR id = $2 ORDER BY id FOR UPDATE",
+        &users as &[UserId],
+        FEES_ACCOUNT as AccountId,
     )
     .fetch_all(&mut *tx)
     .await?;
-    for hold_id in losers {
-        outbox::record(&mut tx, &ReleaseHold { hold_id }).await?;
-    }
-    sqlx::query!("UPDATE auctions SET status = 'settled' WHERE id = $1", auction_id as AuctionId)
-        .execute(&mut *tx)
-        .await?;
-    let settled = json!({ "winner_id": winner_id, "price": price });
-    let events = events::append(&mut tx, auction_id, &[(EventType::AuctionSettled, settled)]).await?;
-    notifications::record(&mut tx, NotificationKind::Won, auction_id, winner_id).await?;
-    notifications::record(&mut tx, NotificationKind::Sold, auction_id, seller_id).await?;
-    // Last, just before the commit: crediting the seller and the fee account locks rows that every
-    // settlement of that seller (and every settlement at all, for fees) shares.
-    if holds::capture(&mut tx, winning_hold, seller_id, fee_bps).await? == Ended::Already {
-        tracing::error!(auction.id = auction_id.0, hold.id = winning_hold.0, "winning hold had already ended");
+    for sale in &sales {
+        if holds::capture(&mut tx, sale.winning_hold, seller_id, sale.price, fee_bps).await? == Ended::Already {
+            tracing::error!(
+                auction.id = sale.auction_id.0,
+                hold.id = sale.winning_hold.0,
+                "winning hold had already ended"
+            );
+        }
     }
     tx.commit().await?;
+    if sales.len() > 1 {
+        tracing::info!(auction.id = auction_id.0, batch = sales.len(), "settled a batch of one seller's auctions");
+    }
     Ok(SettleOutcome::Settled(events))
+}
+
+/// Everything of one sale but the money: the losers' releases, the status, the event, the emails.
+async fn record_sale(conn: &mut PgConnection, sale: &Sale, seller_id: UserId) -> Result<Vec<StoredEvent>, LedgerError> {
+    let losers = sqlx::query_scalar!(
+        r#"SELECT id AS "id: HoldId" FROM holds WHERE auction_id = $1 AND status = 'open' AND id <> $2"#,
+        sale.auction_id as AuctionId,
+        sale.winning_hold as HoldId,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for hold_id in losers {
+        outbox::record(conn, &ReleaseHold { hold_id }).await?;
+    }
+    sqlx::query!("UPDATE auctions SET status = 'settled' WHERE id = $1", sale.auction_id as AuctionId)
+        .execute(&mut *conn)
+        .await?;
+    let settled = json!({ "winner_id": sale.winner_id, "price": sale.price });
+    let events = events::append(conn, sale.auction_id, &[(EventType::AuctionSettled, settled)]).await?;
+    notifications::record(conn, NotificationKind::Won, sale.auction_id, sale.winner_id).await?;
+    notifications::record(conn, NotificationKind::Sold, sale.auction_id, seller_id).await?;
+    Ok(events)
 }

@@ -11,23 +11,11 @@ use crate::ids::{AuctionId, CategoryId, RegionId, UserId};
 use crate::photos::ReadyPhoto;
 use crate::validation::ValidationError;
 
-/// The columns of [`Auction`]: one statement reads an auction with everything it shows.
+/// The columns of [`Auction`]: one statement reads an auction with everything it shows. The view
+/// (see migrations/20261126000001_bid_engine.sql) is also what the bid engine answers with.
 macro_rules! auction_select {
     () => {
-        "SELECT a.id, a.title, a.description, a.seller_id, s.username AS seller_username, \
-                a.category_id, c.slug AS category_slug, c.name AS category_name, \
-                a.region_id, r.name AS region_name, a.national, a.condition, a.shipping_payer, a.status, \
-                a.start_price, a.current_price, a.buy_now_price, a.reserve_price, a.bid_increment, a.bid_count, \
-                a.leader_id, a.winner_id, a.watchers_count, a.starts_at, a.ends_at, a.soft_close_seconds, a.seq, \
-                a.created_at, \
-                (SELECT coalesce(jsonb_agg(jsonb_build_object('id', p.id, 'position', p.position, \
-                         'width', p.width, 'height', p.height, 'thumb_key', p.thumb_key, \
-                         'large_key', p.large_key, 'created_at', p.created_at) ORDER BY p.position, p.id), '[]') \
-                 FROM photos p WHERE p.auction_id = a.id AND p.status = 'ready' AND p.removed_at IS NULL) AS photos \
-         FROM auctions a \
-         JOIN users s ON s.id = a.seller_id \
-         JOIN categories c ON c.id = a.category_id \
-         JOIN regions r ON r.id = a.region_id"
+        "SELECT * FROM auction_views a"
     };
 }
 pub(crate) use auction_select;
@@ -79,6 +67,7 @@ impl Auction {
             bid_count: self.bid_count,
             bid_increment: self.bid_increment,
             buy_now_price: self.buy_now_price,
+            reserve_price: self.reserve_price,
             leader_id: self.leader_id,
             starts_at: self.starts_at,
             ends_at: self.ends_at,

@@ -73,7 +73,8 @@ fn violation(kind: &'static str, message: String) -> Violation {
 
 /// Checks, on one consistent snapshot: each cached balance equals its transfers; each user's held
 /// balance equals their open holds; all money in the wallet equals deposits minus withdrawals; each
-/// hold's transfers match its state, and none is both released and captured; no balance is negative.
+/// hold's transfers match its state (a captured hold: one capture, its fee, and the release of any unused
+/// maximum, adding up to the hold), and none is both released and captured; no balance is negative.
 pub async fn audit(conn: &mut PgConnection) -> Result<AuditReport, sqlx::Error> {
     let mut tx = conn.begin().await?;
     sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
@@ -136,15 +137,17 @@ pub async fn audit(conn: &mut PgConnection) -> Result<AuditReport, sqlx::Error> 
            FROM holds h LEFT JOIN transfers t ON t.hold_id = h.id
            GROUP BY h.id
            HAVING coalesce(sum(t.amount) FILTER (WHERE t.kind = 'hold'), 0) <> h.amount
-               OR (count(*) FILTER (WHERE t.kind = 'release') > 0 AND count(*) FILTER (WHERE t.kind = 'capture') > 0)
                OR (h.status = 'open' AND count(*) FILTER (WHERE t.kind IN ('release', 'capture', 'fee')) > 0)
-               OR (h.status = 'released' AND coalesce(sum(t.amount) FILTER (WHERE t.kind = 'release'), 0) <> h.amount)
-               OR (h.status = 'captured' AND coalesce(sum(t.amount) FILTER (WHERE t.kind IN ('capture', 'fee')), 0) <> h.amount)"#,
+               OR (h.status = 'released' AND (coalesce(sum(t.amount) FILTER (WHERE t.kind = 'release'), 0) <> h.amount
+                                              OR count(*) FILTER (WHERE t.kind IN ('capture', 'fee')) > 0))
+               OR (h.status = 'captured' AND (count(*) FILTER (WHERE t.kind = 'capture') <> 1
+                                              OR coalesce(sum(t.amount) FILTER (WHERE t.kind <> 'hold'), 0) <> h.amount))"#,
     )
     .fetch_all(&mut *tx)
     .await?;
     for HoldTally { hold_id, status, amount, placed, released, captured, releases, captures } in bad_holds {
-        let kind = if releases > 0 && captures > 0 { "hold_ended_twice" } else { "hold_transfers_mismatch" };
+        let ended_twice = captures > 0 && (status == "released" || released + captured > amount);
+        let kind = if ended_twice { "hold_ended_twice" } else { "hold_transfers_mismatch" };
         violations.push(Violation {
             hold_id: Some(hold_id),
             ..violation(

@@ -1,4 +1,5 @@
-//! The one way money moves: a transfer row and both cached balances, in one statement.
+//! The one way money moves: a transfer row and both cached balances, in one statement (the
+//! `ledger_transfer` function, which the bid engine calls too).
 
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -49,13 +50,10 @@ pub struct Movement {
 /// money fails with [`LedgerError::InsufficientFunds`] through the balance constraint, so no
 /// check-then-act race exists; the caller's transaction must then be rolled back.
 pub async fn transfer(conn: &mut PgConnection, movement: &Movement) -> Result<TransferId, LedgerError> {
+    // `ledger_transfer` (migrations/20261126000001_bid_engine.sql) is the one definition, shared
+    // with the bid engine.
     let id = sqlx::query_scalar!(
-        r#"WITH moved AS (
-             UPDATE accounts SET balance = balance + CASE WHEN id = $2::bigint THEN $3::bigint ELSE -$3::bigint END
-             WHERE id IN ($1, $2) RETURNING id)
-         INSERT INTO transfers (from_account, to_account, amount, kind, hold_id, auction_id, bid_id)
-         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE (SELECT count(*) FROM moved) = 2
-         RETURNING id AS "id: TransferId""#,
+        r#"SELECT ledger_transfer($1, $2, $3, $4, $5, $6, $7) AS "id: TransferId""#,
         movement.from as AccountId,
         movement.to as AccountId,
         movement.amount.get(),
@@ -64,7 +62,7 @@ pub async fn transfer(conn: &mut PgConnection, movement: &Movement) -> Result<Tr
         movement.auction_id as Option<AuctionId>,
         movement.bid_id as Option<BidId>,
     )
-    .fetch_optional(conn)
+    .fetch_one(conn)
     .await?;
     id.ok_or(LedgerError::Database(sqlx::Error::RowNotFound))
 }

@@ -62,10 +62,10 @@ error_set!(
         401 => "missing, invalid, expired or revoked token",
         403 => "`own_auction`: sellers cannot bid on or buy their own items",
         404 => "`auction_not_found`",
-        409 => "`auction_not_active`, `bid_too_low` (`details.minimum`), `buy_now_unavailable`, `insufficient_funds` or `idempotency_key_reused`",
+        409 => "`auction_not_active`, `bid_too_low` (`details.minimum`), `maximum_not_raised` (`details.maximum`, your own), `buy_now_unavailable`, `insufficient_funds` or `idempotency_key_reused`",
         413 => "body too large",
         415 => "`unsupported_content_type`: send the body as `application/json`",
-        422 => "`amount_not_positive`, `amount_too_large` or `invalid_idempotency_key`",
+        422 => "`amount_not_positive`, `amount_too_large`, `max_below_amount` or `invalid_idempotency_key`",
         429 => "`rate_limited`: too many writes by this user; see `Retry-After`",
         503 => "the database is unavailable",
     }
@@ -296,11 +296,15 @@ pub struct CreateAuctionRequest {
     pub soft_close_seconds: Option<i32>,
 }
 
-/// A bid.
+/// A bid, and optionally a maximum for proxy bidding.
 #[derive(Object)]
 pub struct BidRequest {
     /// Whole KRW, at least the auction's `min_next_bid`.
     pub amount: i64,
+    /// Whole KRW, at least `amount`: held in full, and the system bids for you up to it, one
+    /// increment above whoever bids against you. Never shown to anyone else. If you already lead,
+    /// it raises your maximum without raising the price.
+    pub max_amount: Option<i64>,
 }
 
 /// An accepted bid.
@@ -312,6 +316,8 @@ pub struct BidView {
     pub amount: i64,
     /// Placed by buy-now.
     pub buy_now: bool,
+    /// Placed automatically for the bidder's maximum (proxy bidding).
+    pub auto: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -323,6 +329,7 @@ impl From<Bid> for BidView {
             bidder: UserRef { id: b.bidder_id.0, username: b.bidder_username },
             amount: b.amount,
             buy_now: b.buy_now,
+            auto: b.auto,
             created_at: b.created_at,
         }
     }
@@ -332,12 +339,15 @@ impl From<Bid> for BidView {
 #[derive(Object)]
 pub struct BidReceiptView {
     pub bid: BidView,
+    /// Your maximum on this auction (yours alone to see).
+    pub max_amount: i64,
     pub auction: AuctionView,
 }
 
 impl From<BidReceipt> for BidReceiptView {
     fn from(r: BidReceipt) -> Self {
-        Self { bid: r.bid.into(), auction: AuctionView::now(r.auction) }
+        let max_amount = r.bid.max_amount.unwrap_or(r.bid.amount);
+        Self { bid: r.bid.into(), max_amount, auction: AuctionView::now(r.auction) }
     }
 }
 
@@ -350,7 +360,7 @@ enum CreatedAuction {
 
 #[derive(ApiResponse)]
 enum PlacedBid {
-    /// Accepted: you lead, and the amount is held from your wallet.
+    /// Accepted: your maximum (the amount, without `max_amount`) is held from your wallet.
     #[oai(status = 201)]
     Created(Json<BidReceiptView>),
 }
@@ -486,8 +496,9 @@ impl AuctionsApi {
         Ok(Json(Page { items: bids.into_iter().map(Into::into).collect(), next_cursor: next.map(Cursor::encode) }))
     }
 
-    /// Bid. The amount is held from your available balance (if you already lead, only the
-    /// difference); when you are outbid it is released back.
+    /// Bid, optionally with a maximum (proxy bidding). Your maximum is held from your available
+    /// balance (if you hold money on this auction already, only the difference); when you are
+    /// outbid it is released back, and a winner's unused maximum is released at settlement.
     #[oai(path = "/auctions/:id/bids", method = "post")]
     async fn bid(
         &self,
@@ -500,8 +511,10 @@ impl AuctionsApi {
         body: Json<BidRequest>,
     ) -> Result<PlacedBid, ApiError<BidErrors>> {
         let amount = Krw::parse(body.amount, "amount")?;
+        let max_amount = body.max_amount.map(|max| Krw::parse(max, "max_amount")).transpose()?;
         let mut receipt =
-            bidding::place_bid(&state.pool, AuctionId(id.0), auth.0.user.id, amount, key.0.as_deref()).await?;
+            bidding::place_bid(&state.pool, AuctionId(id.0), auth.0.user.id, amount, max_amount, key.0.as_deref())
+                .await?;
         state.hub.publish(std::mem::take(&mut receipt.events));
         Ok(PlacedBid::Created(Json(receipt.into())))
     }

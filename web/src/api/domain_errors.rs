@@ -33,6 +33,12 @@ impl<E: ErrorSet> From<AuctionError> for ApiError<E> {
                 ApiError::new(StatusCode::CONFLICT, "bid_too_low", format!("the bid must be at least {minimum} KRW"))
                     .with_details(json!({ "minimum": minimum }))
             }
+            AuctionError::Refused(Refusal::MaximumNotRaised { maximum }) => ApiError::new(
+                StatusCode::CONFLICT,
+                "maximum_not_raised",
+                format!("you lead with a maximum of {maximum} KRW; a new maximum must be higher"),
+            )
+            .with_details(json!({ "maximum": maximum })),
             AuctionError::Refused(Refusal::BuyNowUnavailable) => ApiError::new(
                 StatusCode::CONFLICT,
                 "buy_now_unavailable",

@@ -20,9 +20,17 @@ const YIELD_EVERY: usize = 16;
 /// Committed events waiting to be published; beyond this they are left to the catch-up.
 const PUBLISH_BUFFER: usize = 10_000;
 
+/// An event as its watchers receive it: serialized once, whatever the number of connections.
+pub struct LiveEvent {
+    /// The event's position in its auction's stream.
+    pub seq: i64,
+    /// The event, as the JSON text every watcher is sent.
+    pub text: String,
+}
+
 struct Watcher {
     id: u64,
-    tx: mpsc::Sender<Arc<StoredEvent>>,
+    tx: mpsc::Sender<Arc<LiveEvent>>,
 }
 
 #[derive(Default)]
@@ -78,7 +86,7 @@ impl Hub {
     }
 
     /// Registers a connection for `auction_id`.
-    pub fn watch(self: &Arc<Self>, auction_id: AuctionId) -> (Watch, mpsc::Receiver<Arc<StoredEvent>>) {
+    pub fn watch(self: &Arc<Self>, auction_id: AuctionId) -> (Watch, mpsc::Receiver<Arc<LiveEvent>>) {
         let (tx, rx) = mpsc::channel(CONNECTION_BUFFER);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut watchers = self.watchers.lock().expect("hub lock");
@@ -96,15 +104,17 @@ impl Hub {
     /// Gives an event to every watcher of its auction. A watcher whose buffer is full is dropped:
     /// its connection then closes as too slow instead of holding anyone else back.
     fn deliver(&self, event: StoredEvent) {
-        let event = Arc::new(event);
+        let auction_id = event.auction_id;
+        let live =
+            Arc::new(LiveEvent { seq: event.seq, text: serde_json::to_string(&event).expect("events serialize") });
         let mut watchers = self.watchers.lock().expect("hub lock");
-        let delivered = watchers.delivered.entry(event.auction_id).or_default();
-        *delivered = (*delivered).max(event.seq);
-        if let Some(list) = watchers.by_auction.get_mut(&event.auction_id) {
-            list.retain(|w| match w.tx.try_send(event.clone()) {
+        let delivered = watchers.delivered.entry(auction_id).or_default();
+        *delivered = (*delivered).max(live.seq);
+        if let Some(list) = watchers.by_auction.get_mut(&auction_id) {
+            list.retain(|w| match w.tx.try_send(live.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::info!(auction.id = event.auction_id.0, "watcher too slow; disconnecting it");
+                    tracing::info!(auction.id = auction_id.0, "watcher too slow; disconnecting it");
                     false
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,

@@ -146,7 +146,7 @@ async fn serve(socket: WebSocketStream, hub: Arc<Hub>, pool: PgPool, auction_id:
                             Err(end) => return end,
                         };
                     }
-                    if let Err(end) = send_event(&mut sink, &event).await {
+                    if let Err(end) = send(&mut sink, Message::Text(event.text.clone())).await {
                         return end;
                     }
                     last = event.seq;

@@ -103,3 +103,36 @@ async fn scheduled_auctions_become_active_at_their_start(pool: PgPool) {
         sqlx::query_scalar("SELECT status FROM auctions WHERE id = $1").bind(id).fetch_one(&app.pool).await.unwrap();
     assert_eq!(stored, "active");
 }
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn one_settlement_settles_the_sellers_other_closed_auctions_each_with_its_own_ledger_lines(pool: PgPool) {
+    use neighborbid_shared::auctions::settlement::{SettleOutcome, settle_auction};
+
+    let app = TestApp::spawn(pool).await;
+    let seller = app.user_token("seller").await;
+    let minji = app.user_token("minji").await;
+    app.deposit(&minji, 100_000).await;
+    let mut ids = Vec::new();
+    for price in [10_000, 12_000, 15_000] {
+        let id = app.create_auction(&seller, json!({ "start_price": price })).await["id"].as_i64().unwrap();
+        app.bid(&minji, id, price).await;
+        end_now(&app.pool, AuctionId(id)).await.unwrap();
+        ids.push(id);
+    }
+    let mut conn = app.pool.acquire().await.unwrap();
+    assert_eq!(close_due(&mut conn, 100).await.unwrap().closed, 3);
+    let SettleOutcome::Settled(events) = settle_auction(&mut conn, AuctionId(ids[1]), 250).await.unwrap() else {
+        panic!("the auction was closed");
+    };
+    assert_eq!(events.len(), 3, "one auction_settled event per auction of the batch");
+    for &id in &ids {
+        assert_eq!(app.auction(id).await["status"], "settled");
+        let later = settle_auction(&mut conn, AuctionId(id), 250).await.unwrap();
+        assert_eq!(later, SettleOutcome::NotClosed, "each auction's own job finds it settled");
+        let captures = "SELECT count(*) FROM transfers WHERE kind = 'capture' AND auction_id = $1";
+        assert_eq!(count(&app, captures, id).await, 1);
+    }
+    assert_eq!(app.wallet(&seller).await, (36_075, 0), "37,000 less 2.5 % fees (rounded down) per sale");
+    assert_eq!(app.wallet(&minji).await, (63_000, 0));
+    app.assert_audit_clean().await;
+}

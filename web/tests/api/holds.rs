@@ -28,9 +28,10 @@ async fn a_hold_is_captured_once_and_then_can_neither_be_captured_nor_released(p
     let app = TestApp::spawn(pool).await;
     let (hold_id, seller_id, minji, seller) = one_bid(&app).await;
     let mut conn = app.pool.acquire().await.unwrap();
-    assert_eq!(holds::capture(&mut conn, hold_id, seller_id, 250).await.unwrap(), Ended::Now);
-    assert_eq!(holds::capture(&mut conn, hold_id, seller_id, 250).await.unwrap(), Ended::Already);
-    assert_eq!(holds::release(&mut conn, hold_id).await.unwrap(), Ended::Already);
+    assert_eq!(holds::capture(&mut conn, hold_id, seller_id, 20_000, 250).await.unwrap(), Ended::Now);
+    assert_eq!(holds::capture(&mut conn, hold_id, seller_id, 20_000, 250).await.unwrap(), Ended::Already);
+    sqlx::query("UPDATE auctions SET status = 'settled', ended_at = now()").execute(&app.pool).await.unwrap();
+    assert_eq!(release_outbid_hold(&mut conn, hold_id).await.unwrap(), ReleaseOutcome::AlreadyEnded);
     assert_eq!(app.wallet(&minji).await, (30_000, 0));
     assert_eq!(app.wallet(&seller).await, (19_500, 0));
     let report = app.assert_audit_clean().await;
@@ -45,7 +46,7 @@ async fn a_hold_is_released_once_however_often_the_refund_is_delivered(pool: PgP
     let mut conn = app.pool.acquire().await.unwrap();
     assert_eq!(release_outbid_hold(&mut conn, hold_id).await.unwrap(), ReleaseOutcome::Released);
     assert_eq!(release_outbid_hold(&mut conn, hold_id).await.unwrap(), ReleaseOutcome::AlreadyEnded);
-    assert_eq!(holds::capture(&mut conn, hold_id, seller_id, 0).await.unwrap(), Ended::Already);
+    assert_eq!(holds::capture(&mut conn, hold_id, seller_id, 20_000, 0).await.unwrap(), Ended::Already);
     assert_eq!(release_outbid_hold(&mut conn, HoldId(hold_id.0 + 1_000)).await.unwrap(), ReleaseOutcome::Missing);
     assert_eq!(app.wallet(&minji).await, (50_000, 0));
     app.assert_audit_clean().await;
@@ -64,10 +65,12 @@ async fn the_leading_hold_of_a_live_auction_is_never_refunded(pool: PgPool) {
 async fn concurrent_release_and_capture_of_one_hold_end_it_exactly_once(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let (hold_id, seller_id, _, _) = one_bid(&app).await;
+    sqlx::query("UPDATE auctions SET status = 'cancelled', ended_at = now()").execute(&app.pool).await.unwrap();
     let (mut a, mut b) = (app.pool.acquire().await.unwrap(), app.pool.acquire().await.unwrap());
     let (released, captured) =
-        tokio::join!(holds::release(&mut a, hold_id), holds::capture(&mut b, hold_id, seller_id, 0));
-    let outcomes = [released.unwrap(), captured.unwrap()];
-    assert_eq!(outcomes.iter().filter(|o| **o == Ended::Now).count(), 1, "{outcomes:?}");
+        tokio::join!(release_outbid_hold(&mut a, hold_id), holds::capture(&mut b, hold_id, seller_id, 20_000, 0));
+    let (released, captured) = (released.unwrap(), captured.unwrap());
+    let ended = usize::from(released == ReleaseOutcome::Released) + usize::from(captured == Ended::Now);
+    assert_eq!(ended, 1, "{released:?} {captured:?}");
     app.assert_audit_clean().await;
 }

@@ -14,6 +14,7 @@ mod hostile;
 mod limits;
 mod live;
 mod photos;
+mod proxy;
 mod reference;
 mod retention;
 mod sessions;

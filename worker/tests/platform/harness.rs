@@ -146,7 +146,7 @@ impl Platform {
             for round in 0..3 {
                 let bidder = bidders[(i + round) % bidders.len()];
                 let amount = Krw::parse(10_000 + 1_000 * round as i64, "amount").unwrap();
-                bidding::place_bid(&self.pool, auction.id, bidder, amount, None).await.unwrap();
+                bidding::place_bid(&self.pool, auction.id, bidder, amount, None, None).await.unwrap();
             }
             ids.push(auction.id);
         }
