@@ -107,6 +107,10 @@ pub struct Limits {
     pub signup_per_ip: Quota,
     /// `RATE_LIMIT_WRITES_USER`: writes (bids, deposits, new auctions, …) per signed-in user.
     pub writes_per_user: Quota,
+    /// `RATE_LIMIT_MESSAGES_USER`: conversation messages per signed-in user.
+    pub messages_per_user: Quota,
+    /// `RATE_LIMIT_QUESTIONS_USER`: public questions per signed-in user.
+    pub questions_per_user: Quota,
     /// `TRUSTED_PROXIES`: comma-separated addresses or CIDR ranges whose `X-Forwarded-For` is
     /// believed; empty by default, so the peer address is the client.
     pub trusted_proxies: Vec<IpNet>,
@@ -229,6 +233,8 @@ impl Limits {
             login_per_account: parse(lookup, "RATE_LIMIT_LOGIN_ACCOUNT", Quota::new(10, minute))?,
             signup_per_ip: parse(lookup, "RATE_LIMIT_SIGNUP_IP", Quota::new(20, Duration::from_secs(3600)))?,
             writes_per_user: parse(lookup, "RATE_LIMIT_WRITES_USER", Quota::new(600, minute))?,
+            messages_per_user: parse(lookup, "RATE_LIMIT_MESSAGES_USER", Quota::new(30, minute))?,
+            questions_per_user: parse(lookup, "RATE_LIMIT_QUESTIONS_USER", Quota::new(20, Duration::from_secs(3600)))?,
             trusted_proxies: match lookup("TRUSTED_PROXIES") {
                 None => Vec::new(),
                 Some(list) => list

@@ -10,7 +10,7 @@ use lettre::{
 
 use crate::ids::{AuctionId, NotificationId};
 
-/// Why a notification is sent; stored as its snake_case name (`won`, `sold`, `outbid`, `unsold`).
+/// What a notification tells; stored as its snake_case name (`won`, `sold`, `outbid`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum NotificationKind {
@@ -22,6 +22,10 @@ pub enum NotificationKind {
     Outbid,
     /// The recipient's auction ended without a bid.
     Unsold,
+    /// A message arrived in one of the recipient's conversations (emailed as a digest if unread).
+    Message,
+    /// The seller answered the recipient's question (in the feed, not emailed).
+    QuestionAnswered,
 }
 
 /// A user as an e-mail shows them.
@@ -48,8 +52,20 @@ pub struct Notification {
     pub price: i64,
     /// Who receives the e-mail.
     pub recipient: Contact,
-    /// The other party of the sale: the seller for Won, the buyer for Sold, `None` otherwise.
+    /// The other party: the seller for Won, the buyer for Sold, the other party of the
+    /// conversation for Message (only their name is shown), `None` otherwise.
     pub counterpart: Option<Contact>,
+    /// For Message: the conversation's messages the recipient has not read, oldest first.
+    pub unread: Vec<UnreadMessage>,
+}
+
+/// A message quoted in a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadMessage {
+    /// Who wrote it (the platform's own messages say NeighborBid).
+    pub sender: String,
+    /// What it says, as written (plain text; control characters were refused on input).
+    pub body: String,
 }
 
 /// A failed send, split by whether trying again later can help: the job retries `Transient` and gives up on
@@ -182,6 +198,17 @@ fn content(n: &Notification) -> (String, Vec<String>) {
             format!("Your auction {title} ended without a sale"),
             vec![Some(format!("Your auction \"{title}\" ended without a sale."))],
         ),
+        NotificationKind::Message => {
+            let from = n.counterpart.as_ref().map_or("your neighbour", |c| c.username.as_str());
+            let mut body = vec![Some(format!("You have unread messages from {from} about \"{title}\":"))];
+            body.extend(n.unread.iter().map(|m| Some(format!("{}: {}", m.sender, m.body))));
+            body.push(Some("Reply in NeighborBid; you can turn these emails off in your settings.".to_owned()));
+            (format!("Unread messages about {title}"), body)
+        }
+        NotificationKind::QuestionAnswered => (
+            format!("Your question about {title} was answered"),
+            vec![Some(format!("The seller of \"{title}\" answered your question."))],
+        ),
     };
     let mut paragraphs = vec![format!("Hi {},", n.recipient.username)];
     paragraphs.extend(body.into_iter().flatten());
@@ -233,7 +260,15 @@ mod tests {
         let counterpart = match kind {
             NotificationKind::Won => Some(contact("sam_seller")),
             NotificationKind::Sold => Some(contact("bo_buyer")),
+            NotificationKind::Message => Some(contact("bo_buyer")),
             _ => None,
+        };
+        let unread = match kind {
+            NotificationKind::Message => vec![
+                UnreadMessage { sender: "bo_buyer".to_owned(), body: "Is the inner pot included?".to_owned() },
+                UnreadMessage { sender: "bo_buyer".to_owned(), body: "I can pick it up tonight.".to_owned() },
+            ],
+            _ => Vec::new(),
         };
         Notification {
             id: NotificationId(42),
@@ -243,7 +278,17 @@ mod tests {
             price: 1_250_000,
             recipient: contact("alice"),
             counterpart,
+            unread,
         }
+    }
+
+    #[test]
+    fn a_digest_quotes_every_unread_message_and_keeps_the_sender_s_address_private() {
+        let digest = text_of(&notification(NotificationKind::Message));
+        assert!(digest.contains("Brass lamp") && digest.contains("from bo_buyer"), "{digest}");
+        assert!(digest.contains("bo_buyer: Is the inner pot included?"), "{digest}");
+        assert!(digest.contains("bo_buyer: I can pick it up tonight."), "{digest}");
+        assert!(!digest.contains("bo_buyer@example.test"), "{digest}");
     }
 
     fn from() -> Mailbox {

@@ -48,14 +48,18 @@ id_types! {
     BidId;
     /// An item category's id (`categories.id`).
     CategoryId;
+    ConversationId;
     /// A hold's id (`holds.id`).
     HoldId;
+    MessageId;
     /// An email notification's id (`notifications.id`).
     NotificationId;
     /// An item photo's id (`photos.id`).
     PhotoId;
+    QuestionId;
     /// A region's id (`regions.id`).
     RegionId;
+    ReviewId;
     /// A login session's id (`sessions.id`).
     SessionId;
     /// A ledger transfer's id (`transfers.id`).

@@ -21,6 +21,7 @@ pub mod rate_limit;
 pub mod reference;
 pub mod retention;
 pub mod shutdown;
+pub mod talk;
 pub mod telemetry;
 pub mod users;
 pub mod validation;

@@ -37,6 +37,7 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         .at("/healthz", poem::get(health::healthz))
         .at("/readyz", poem::get(health::readyz))
         .at("/ws/auctions/:id", poem::get(live::watch_auction))
+        .at("/ws/me", poem::get(live::watch_me))
         .at("/media/*path", poem::get(media::serve).head(media::serve))
         .with(BodyLimit { json: max_body_bytes, upload: UPLOAD_BODY_BYTES })
         .with(ResolveClientIp(trusted_proxies))

@@ -13,7 +13,7 @@ use crate::events::{self, EventType, StoredEvent};
 use crate::ids::{AuctionId, HoldId, UserId};
 use crate::jobs::release_hold::ReleaseHold;
 use crate::jobs::settle_auction::SettleAuction;
-use crate::notifications;
+use crate::notifications::{self, NewNotification};
 use crate::outbox;
 
 /// The advisory lock key of the closer ("NBCLOSE" in ASCII).
@@ -95,7 +95,9 @@ pub async fn close_due(conn: &mut PgConnection, limit: i64) -> Result<Closed, sq
                 outbox::record(&mut tx, &ReleaseHold { hold_id }).await?;
             }
             result.events.extend(events::append(&mut tx, auction.id, &[(EventType::AuctionUnsold, json!({}))]).await?);
-            notifications::record(&mut tx, NotificationKind::Unsold, auction.id, auction.seller_id).await?;
+            let unsold =
+                NewNotification::about_auction(NotificationKind::Unsold, auction.id, auction.seller_id, json!({}));
+            notifications::record(&mut tx, &unsold).await?;
         }
     }
     tx.commit().await?;

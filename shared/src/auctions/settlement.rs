@@ -11,8 +11,9 @@ use crate::ids::{AccountId, AuctionId, HoldId, UserId};
 use crate::jobs::release_hold::ReleaseHold;
 use crate::ledger::holds::{self, Ended};
 use crate::ledger::{FEES_ACCOUNT, LedgerError};
-use crate::notifications;
+use crate::notifications::{self, NewNotification};
 use crate::outbox;
+use crate::talk::conversations;
 
 /// What a settlement run did.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,7 +145,12 @@ async fn record_sale(conn: &mut PgConnection, sale: &Sale, seller_id: UserId) ->
         .await?;
     let settled = json!({ "winner_id": sale.winner_id, "price": sale.price });
     let events = events::append(conn, sale.auction_id, &[(EventType::AuctionSettled, settled)]).await?;
-    notifications::record(conn, NotificationKind::Won, sale.auction_id, sale.winner_id).await?;
-    notifications::record(conn, NotificationKind::Sold, sale.auction_id, seller_id).await?;
+    let price = json!({ "price": sale.price });
+    for (kind, recipient) in [(NotificationKind::Won, sale.winner_id), (NotificationKind::Sold, seller_id)] {
+        // The recipients' streams catch their `notification` events up from the database.
+        notifications::record(conn, &NewNotification::about_auction(kind, sale.auction_id, recipient, price.clone()))
+            .await?;
+    }
+    conversations::open_after_sale(conn, sale.auction_id, sale.winner_id, seller_id, sale.price).await?;
     Ok(events)
 }

@@ -28,6 +28,10 @@ pub struct Auction {
     pub description: String,
     pub seller_id: UserId,
     pub seller_username: String,
+    /// Mean rating of the reviews the seller received; `None` without any.
+    pub seller_rating_average: Option<f64>,
+    /// How many reviews the seller received.
+    pub seller_rating_count: i64,
     pub category_id: CategoryId,
     pub category_slug: String,
     pub category_name: String,

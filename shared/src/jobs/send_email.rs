@@ -20,7 +20,8 @@ impl Job for SendEmail {
     const OVERDUE: &'static str = "INSERT INTO outbox (kind, payload) \
          SELECT 'send_email', jsonb_build_object('notification_id', n.id) \
          FROM notifications n \
-         WHERE n.sent_at IS NULL AND n.created_at < now() - make_interval(secs => $1) \
+         WHERE n.sent_at IS NULL AND n.email_due_at < now() - make_interval(secs => $1) \
+           AND (n.kind <> 'message' OR n.read_at IS NULL) \
            AND (n.sending_until IS NULL OR n.sending_until < now()) AND n.attempts < 10 \
            AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'send_email' \
                            AND (o.payload ->> 'notification_id')::bigint = n.id \

@@ -4,10 +4,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
+use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
 use super::User;
+use crate::events::{self, UserEvent, UserEventType};
 use crate::ids::{RegionId, SessionId, UserId};
 
 /// A bearer token as the client holds it.
@@ -88,24 +90,46 @@ pub async fn authenticate(
     Ok(row.map(|row| (row.session_id, user_from_row!(row))))
 }
 
-/// Revokes a session; revoking twice is harmless.
-pub async fn revoke_session(conn: &mut PgConnection, session_id: SessionId) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+/// Revokes a session and tells its WebSockets: a `session_revoked` event on the user's stream, for
+/// publishing once committed. Revoking twice is harmless and tells no one.
+pub async fn revoke_session(conn: &mut PgConnection, session_id: SessionId) -> Result<Option<UserEvent>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let user_id = sqlx::query_scalar!(
+        r#"UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
+           RETURNING user_id AS "user_id: UserId""#,
         session_id as SessionId,
     )
-    .execute(conn)
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(())
+    let event = match user_id {
+        Some(user_id) => Some(revoked(&mut tx, user_id, Some(session_id)).await?),
+        None => None,
+    };
+    tx.commit().await?;
+    Ok(event)
 }
 
-/// Revokes every live session of a user (their password changed hands).
+/// Revokes every live session of a user (their password changed hands), in the caller's
+/// transaction; their WebSockets close (within the hub's catch-up interval: nothing publishes it).
 pub async fn revoke_all_sessions(conn: &mut PgConnection, user_id: UserId) -> Result<u64, sqlx::Error> {
-    let revoked = sqlx::query!(
+    let revoked_count = sqlx::query!(
         "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
         user_id as UserId,
     )
-    .execute(conn)
-    .await?;
-    Ok(revoked.rows_affected())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if revoked_count > 0 {
+        revoked(conn, user_id, None).await?;
+    }
+    Ok(revoked_count)
+}
+
+/// The `session_revoked` event: one session, or every one (`session_id: null`).
+async fn revoked(
+    conn: &mut PgConnection,
+    user_id: UserId,
+    session: Option<SessionId>,
+) -> Result<UserEvent, sqlx::Error> {
+    events::append_user_event(conn, user_id, UserEventType::SessionRevoked, &json!({ "session_id": session })).await
 }

@@ -19,6 +19,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use super::auth::BearerAuth;
 use super::error::{ApiError, ErrorSet, error_set};
 use super::photos::PhotoView;
+use super::talk::RatingView;
 use super::{ApiTags, Page};
 use crate::state::AppState;
 
@@ -165,6 +166,15 @@ pub struct UserRef {
     pub username: String,
 }
 
+/// The seller, with the rating buyers gave them.
+#[derive(Object)]
+pub struct SellerRef {
+    pub id: i64,
+    pub username: String,
+    /// Reviews they received as a seller or buyer.
+    pub rating: RatingView,
+}
+
 /// A category reference.
 #[derive(Object)]
 pub struct CategoryRef {
@@ -186,7 +196,7 @@ pub struct AuctionView {
     pub id: i64,
     pub title: String,
     pub description: String,
-    pub seller: UserRef,
+    pub seller: SellerRef,
     pub category: CategoryRef,
     pub region: RegionRef,
     /// Visible in every region's listing.
@@ -232,7 +242,11 @@ impl AuctionView {
             id: auction.id.0,
             title: auction.title,
             description: auction.description,
-            seller: UserRef { id: auction.seller_id.0, username: auction.seller_username },
+            seller: SellerRef {
+                id: auction.seller_id.0,
+                username: auction.seller_username,
+                rating: RatingView { average: auction.seller_rating_average, count: auction.seller_rating_count },
+            },
             category: CategoryRef {
                 id: auction.category_id.0,
                 slug: auction.category_slug,
@@ -515,7 +529,7 @@ impl AuctionsApi {
         let mut receipt =
             bidding::place_bid(&state.pool, AuctionId(id.0), auth.0.user.id, amount, max_amount, key.0.as_deref())
                 .await?;
-        state.hub.publish(std::mem::take(&mut receipt.events));
+        state.hub.publish(&std::mem::take(&mut receipt.events));
         Ok(PlacedBid::Created(Json(receipt.into())))
     }
 
@@ -531,7 +545,7 @@ impl AuctionsApi {
         key: Header<Option<String>>,
     ) -> Result<Json<AuctionView>, ApiError<BidErrors>> {
         let mut receipt = bidding::buy_now(&state.pool, AuctionId(id.0), auth.0.user.id, key.0.as_deref()).await?;
-        state.hub.publish(std::mem::take(&mut receipt.events));
+        state.hub.publish(&std::mem::take(&mut receipt.events));
         Ok(Json(AuctionView::now(receipt.auction)))
     }
 
@@ -544,7 +558,7 @@ impl AuctionsApi {
         id: Path<i64>,
     ) -> Result<Json<AuctionView>, ApiError<ActionErrors>> {
         let cancelled = bidding::cancel(&state.pool, AuctionId(id.0), auth.0.user.id).await?;
-        state.hub.publish(cancelled.events);
+        state.hub.publish(&cancelled.events);
         Ok(Json(AuctionView::now(cancelled.auction)))
     }
 

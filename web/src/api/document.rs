@@ -3,8 +3,8 @@
 //! poem-openapi describes an `Option<T>` field as an optional `T`, but our JSON sends `null` for a
 //! missing value (`"next_cursor": null`, `"winner_id": null`) and accepts `null` in requests. A
 //! generated client that believes the field is never null mistypes it, so every optional property
-//! of a plain type is marked `nullable` here. (Properties that are `$ref`s keep their `$ref`: in
-//! OpenAPI 3.0 siblings of a `$ref` are ignored.)
+//! of a plain type, or of an object wrapped in `allOf`, is marked `nullable` here. (Properties that
+//! are bare `$ref`s keep their `$ref`: in OpenAPI 3.0 siblings of a `$ref` are ignored.)
 
 use std::sync::LazyLock;
 
@@ -40,7 +40,8 @@ fn mark_optional_properties_nullable(document: &mut Value) {
             .unwrap_or_default();
         let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else { continue };
         for (name, property) in properties.iter_mut() {
-            if !required.contains(name) && property.get("type").is_some() {
+            // A described `$ref` comes wrapped in `allOf`, beside which `nullable` does count.
+            if !required.contains(name) && (property.get("type").is_some() || property.get("allOf").is_some()) {
                 property["nullable"] = Value::Bool(true);
             }
         }

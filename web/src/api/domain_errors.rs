@@ -10,6 +10,7 @@ use neighborbid_shared::idempotency::IdempotencyError;
 use neighborbid_shared::ledger::LedgerError;
 use neighborbid_shared::pagination::CursorError;
 use neighborbid_shared::photos::{MAX_PHOTOS_PER_AUCTION, PhotoError};
+use neighborbid_shared::talk::TalkError;
 use neighborbid_shared::users::UserError;
 use poem::http::StatusCode;
 use serde_json::json;
@@ -150,5 +151,36 @@ impl<E: ErrorSet> From<PhotoError> for ApiError<E> {
             )
             .with_details(json!({ "maximum": MAX_PHOTOS_PER_AUCTION })),
         }
+    }
+}
+
+impl<E: ErrorSet> From<TalkError> for ApiError<E> {
+    fn from(err: TalkError) -> Self {
+        let (status, code, message) = match err {
+            TalkError::Invalid(v) => return v.into(),
+            TalkError::Cursor(c) => return c.into(),
+            TalkError::Database(e) => return e.into(),
+            TalkError::AuctionNotFound => (StatusCode::NOT_FOUND, "auction_not_found", "no auction has that id"),
+            TalkError::ConversationNotFound => {
+                (StatusCode::NOT_FOUND, "conversation_not_found", "no conversation of yours has that id")
+            }
+            TalkError::QuestionNotFound => (StatusCode::NOT_FOUND, "question_not_found", "no question has that id"),
+            TalkError::UserNotFound => (StatusCode::NOT_FOUND, "user_not_found", "no user has that id"),
+            TalkError::OwnAuction => (StatusCode::FORBIDDEN, "own_auction", "this is your own auction"),
+            TalkError::Blocked => (StatusCode::FORBIDDEN, "blocked", "this user does not accept your messages"),
+            TalkError::NotSeller => (StatusCode::FORBIDDEN, "not_seller", "only the seller may do this"),
+            TalkError::NotAParty => {
+                (StatusCode::FORBIDDEN, "not_a_party", "only the winner and the seller review each other")
+            }
+            TalkError::AlreadyAnswered => (StatusCode::CONFLICT, "already_answered", "this question has its answer"),
+            TalkError::AlreadyReviewed => (StatusCode::CONFLICT, "already_reviewed", "you reviewed this sale already"),
+            TalkError::AuctionNotSettled => {
+                (StatusCode::CONFLICT, "auction_not_settled", "reviews open once the auction is settled")
+            }
+            TalkError::SelfBlock => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "cannot_block_yourself", "you cannot block yourself")
+            }
+        };
+        ApiError::new(status, code, message)
     }
 }

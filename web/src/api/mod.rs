@@ -9,6 +9,8 @@ pub mod error;
 mod photos;
 mod reference;
 mod sessions;
+mod strict;
+mod talk;
 mod throttle;
 mod users;
 mod wallet;
@@ -28,6 +30,8 @@ enum ApiTags {
     Wallet,
     /// Listing, browsing, bidding and buying.
     Auctions,
+    /// Conversations, questions, reviews, profiles and notifications.
+    Talk,
     /// Operator endpoints.
     Admin,
 }
@@ -39,6 +43,7 @@ type Apis = (
     wallet::WalletApi,
     auctions::AuctionsApi,
     photos::PhotosApi,
+    talk::TalkApi,
     admin::AdminApi,
 );
 
@@ -52,6 +57,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             wallet::WalletApi,
             auctions::AuctionsApi,
             photos::PhotosApi,
+            talk::TalkApi,
             admin::AdminApi,
         ),
         "NeighborBid API",

@@ -262,7 +262,7 @@ impl PhotosApi {
         id: Path<i64>,
     ) -> Result<RemovedPhoto, ApiError<PhotoRemoveErrors>> {
         let events = photos::remove(&mut *state.pool.acquire().await?, PhotoId(id.0), auth.0.user.id).await?;
-        state.hub.publish(events);
+        state.hub.publish(&events);
         Ok(RemovedPhoto::Removed)
     }
 }

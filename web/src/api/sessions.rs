@@ -106,7 +106,9 @@ impl SessionsApi {
         auth: BearerAuth,
     ) -> Result<LogoutResponse, ApiError<AuthenticatedErrors>> {
         let mut conn = state.pool.acquire().await?;
-        users::revoke_session(&mut conn, auth.0.session_id).await?;
+        if let Some(revoked) = users::revoke_session(&mut conn, auth.0.session_id).await? {
+            state.hub.publish(&[revoked]);
+        }
         Ok(LogoutResponse::LoggedOut)
     }
 }

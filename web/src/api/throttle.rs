@@ -34,3 +34,13 @@ pub async fn sign_up<E: ErrorSet>(state: &AppState, ip: ClientIp) -> Result<(), 
 pub async fn write<E: ErrorSet>(state: &AppState, user_id: UserId) -> Result<(), ApiError<E>> {
     check(state, format!("writes-user:{user_id}"), state.config.limits.writes_per_user).await
 }
+
+/// A message by `user_id` in a conversation.
+pub async fn message<E: ErrorSet>(state: &AppState, user_id: UserId) -> Result<(), ApiError<E>> {
+    check(state, format!("messages-user:{user_id}"), state.config.limits.messages_per_user).await
+}
+
+/// A public question by `user_id`.
+pub async fn question<E: ErrorSet>(state: &AppState, user_id: UserId) -> Result<(), ApiError<E>> {
+    check(state, format!("questions-user:{user_id}"), state.config.limits.questions_per_user).await
+}

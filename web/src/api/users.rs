@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use neighborbid_shared::ids::RegionId;
 use neighborbid_shared::ledger::wallet;
+use neighborbid_shared::notifications;
 use neighborbid_shared::users::{self, NewUser, User};
 use poem::web::Data;
 use poem_openapi::payload::Json;
@@ -88,7 +89,49 @@ pub struct MeView {
     pub user: UserView,
     /// The wallet's balances.
     pub wallet: WalletView,
+    /// Notifications not yet read (`GET /me/notifications?unread=true`).
+    pub unread_notifications: i64,
+    /// Which optional emails you get.
+    pub email_preferences: EmailPreferencesView,
 }
+
+/// Optional emails (those about your wins and sales are always sent).
+#[derive(Object)]
+#[oai(rename = "EmailPreferences")]
+pub struct EmailPreferencesView {
+    /// An email when someone outbids you.
+    pub outbid: bool,
+    /// One digest per conversation when a message stays unread for ten minutes.
+    pub messages: bool,
+}
+
+/// Settings to change; what is left out stays as it is.
+#[derive(Object)]
+pub struct UpdateMeRequest {
+    /// Optional emails to turn on or off.
+    pub email_preferences: Option<EmailPreferencesPatch>,
+}
+
+/// Optional emails to turn on or off.
+#[derive(Object)]
+pub struct EmailPreferencesPatch {
+    /// An email when someone outbids you.
+    pub outbid: Option<bool>,
+    /// Digests of unread messages.
+    pub messages: Option<bool>,
+}
+
+error_set!(
+    /// Errors of changing your settings.
+    UpdateMeErrors {
+        400 => "malformed body",
+        401 => "missing, invalid, expired or revoked token",
+        413 => "body too large",
+        415 => "`unsupported_content_type`: send the body as `application/json`",
+        429 => "`rate_limited`: too many writes by this user; see `Retry-After`",
+        503 => "the database is unavailable",
+    }
+);
 
 /// The result of a sign-up.
 #[derive(ApiResponse)]
@@ -120,14 +163,40 @@ impl UsersApi {
         Ok(SignUpResponse::Created(Json(user.into())))
     }
 
-    /// The caller's profile and wallet balances.
+    /// The caller's profile, wallet balances, unread notifications and email preferences.
     #[oai(path = "/me", method = "get")]
     async fn me(
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
     ) -> Result<Json<MeView>, ApiError<AuthenticatedErrors>> {
-        let balances = wallet::balances(&mut *state.pool.acquire().await?, auth.0.user.id).await?;
-        Ok(Json(MeView { user: auth.0.user.into(), wallet: balances.into() }))
+        Ok(Json(me_view(&state, auth.0.user, None).await?))
     }
+
+    /// Change your settings (email preferences); answers your profile as `GET /me` does.
+    #[oai(path = "/me", method = "patch", operation_id = "update_me")]
+    async fn update_me(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<UpdateMeRequest>,
+    ) -> Result<Json<MeView>, ApiError<UpdateMeErrors>> {
+        let patch = body.0.email_preferences.unwrap_or(EmailPreferencesPatch { outbid: None, messages: None });
+        Ok(Json(me_view(&state, auth.0.user, Some(patch)).await?))
+    }
+}
+
+/// `GET /me`'s answer, after changing the email preferences `patch` names.
+async fn me_view(state: &AppState, user: User, patch: Option<EmailPreferencesPatch>) -> Result<MeView, sqlx::Error> {
+    let mut conn = state.pool.acquire().await?;
+    let balances = wallet::balances(&mut conn, user.id).await?;
+    let patch = patch.unwrap_or(EmailPreferencesPatch { outbid: None, messages: None });
+    let preferences = notifications::email_preferences(&mut conn, user.id, patch.outbid, patch.messages).await?;
+    let unread_notifications = notifications::unread_count(&mut conn, user.id).await?;
+    Ok(MeView {
+        user: user.into(),
+        wallet: balances.into(),
+        unread_notifications,
+        email_preferences: EmailPreferencesView { outbid: preferences.outbid, messages: preferences.messages },
+    })
 }

@@ -1,4 +1,5 @@
-//! The per-process hub between Redis pub/sub, the database and the WebSocket connections.
+//! The per-process hub between Redis pub/sub, the database and the WebSocket connections, for
+//! every stream alike: auctions' and users' own.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -6,8 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use neighborbid_shared::events::{self, StoredEvent};
-use neighborbid_shared::ids::AuctionId;
+use neighborbid_shared::events::{self, Published, Stream, Streamed};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
@@ -20,48 +20,40 @@ const YIELD_EVERY: usize = 16;
 /// Committed events waiting to be published; beyond this they are left to the catch-up.
 const PUBLISH_BUFFER: usize = 10_000;
 
-/// An event as its watchers receive it: serialized once, whatever the number of connections.
-pub struct LiveEvent {
-    /// The event's position in its auction's stream.
-    pub seq: i64,
-    /// The event, as the JSON text every watcher is sent.
-    pub text: String,
-}
-
 struct Watcher {
     id: u64,
-    tx: mpsc::Sender<Arc<LiveEvent>>,
+    tx: mpsc::Sender<Arc<Published>>,
 }
 
 #[derive(Default)]
 struct Watchers {
-    by_auction: HashMap<AuctionId, Vec<Watcher>>,
-    /// The highest `seq` handed to this auction's watchers.
-    delivered: HashMap<AuctionId, i64>,
+    by_stream: HashMap<Stream, Vec<Watcher>>,
+    /// The highest `seq` handed to this stream's watchers.
+    delivered: HashMap<Stream, i64>,
 }
 
 /// Fans events out to the connections of this process.
 pub struct Hub {
     watchers: Mutex<Watchers>,
     next_id: AtomicU64,
-    publish: mpsc::Sender<Vec<StoredEvent>>,
+    publish: mpsc::Sender<Vec<Published>>,
 }
 
 /// Keeps a connection registered; unregisters it when dropped (a closed tab frees everything).
 pub struct Watch {
     hub: Arc<Hub>,
-    auction_id: AuctionId,
+    stream: Stream,
     id: u64,
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
         let mut watchers = self.hub.watchers.lock().expect("hub lock");
-        if let Some(list) = watchers.by_auction.get_mut(&self.auction_id) {
+        if let Some(list) = watchers.by_stream.get_mut(&self.stream) {
             list.retain(|w| w.id != self.id);
             if list.is_empty() {
-                watchers.by_auction.remove(&self.auction_id);
-                watchers.delivered.remove(&self.auction_id);
+                watchers.by_stream.remove(&self.stream);
+                watchers.delivered.remove(&self.stream);
             }
         }
     }
@@ -79,42 +71,41 @@ impl Hub {
     }
 
     /// Hands committed events to the publisher without waiting for Redis.
-    pub fn publish(&self, events: Vec<StoredEvent>) {
-        if !events.is_empty() && self.publish.try_send(events).is_err() {
+    pub fn publish<E: Streamed>(&self, events: &[E]) {
+        if !events.is_empty() && self.publish.try_send(events.iter().map(Streamed::published).collect()).is_err() {
             tracing::warn!("publish queue full; watchers will catch up from the database");
         }
     }
 
-    /// Registers a connection for `auction_id`.
-    pub fn watch(self: &Arc<Self>, auction_id: AuctionId) -> (Watch, mpsc::Receiver<Arc<LiveEvent>>) {
+    /// Registers a connection for `stream`.
+    pub fn watch(self: &Arc<Self>, stream: Stream) -> (Watch, mpsc::Receiver<Arc<Published>>) {
         let (tx, rx) = mpsc::channel(CONNECTION_BUFFER);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut watchers = self.watchers.lock().expect("hub lock");
-        watchers.by_auction.entry(auction_id).or_default().push(Watcher { id, tx });
-        (Watch { hub: self.clone(), auction_id, id }, rx)
+        watchers.by_stream.entry(stream).or_default().push(Watcher { id, tx });
+        (Watch { hub: self.clone(), stream, id }, rx)
     }
 
-    /// Records that watchers of `auction_id` have everything up to `seq` (from their replay).
-    pub fn seen(&self, auction_id: AuctionId, seq: i64) {
+    /// Records that watchers of `stream` have everything up to `seq` (from their replay).
+    pub fn seen(&self, stream: Stream, seq: i64) {
         let mut watchers = self.watchers.lock().expect("hub lock");
-        let delivered = watchers.delivered.entry(auction_id).or_default();
+        let delivered = watchers.delivered.entry(stream).or_default();
         *delivered = (*delivered).max(seq);
     }
 
-    /// Gives an event to every watcher of its auction. A watcher whose buffer is full is dropped:
-    /// its connection then closes as too slow instead of holding anyone else back.
-    fn deliver(&self, event: StoredEvent) {
-        let auction_id = event.auction_id;
-        let live =
-            Arc::new(LiveEvent { seq: event.seq, text: serde_json::to_string(&event).expect("events serialize") });
+    /// Gives an event to every watcher of its stream, sharing its text instead of serializing it per
+    /// watcher. A watcher whose buffer is full is dropped: its connection then closes as too slow
+    /// instead of holding anyone else back.
+    fn deliver(&self, event: Published) {
+        let event = Arc::new(event);
         let mut watchers = self.watchers.lock().expect("hub lock");
-        let delivered = watchers.delivered.entry(auction_id).or_default();
-        *delivered = (*delivered).max(live.seq);
-        if let Some(list) = watchers.by_auction.get_mut(&auction_id) {
-            list.retain(|w| match w.tx.try_send(live.clone()) {
+        let delivered = watchers.delivered.entry(event.stream).or_default();
+        *delivered = (*delivered).max(event.seq);
+        if let Some(list) = watchers.by_stream.get_mut(&event.stream) {
+            list.retain(|w| match w.tx.try_send(event.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::info!(auction.id = auction_id.0, "watcher too slow; disconnecting it");
+                    tracing::info!(stream = ?event.stream, "watcher too slow; disconnecting it");
                     false
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -122,15 +113,15 @@ impl Hub {
         }
     }
 
-    fn watched(&self) -> Vec<(AuctionId, i64)> {
+    fn watched(&self) -> Vec<(Stream, i64)> {
         let watchers = self.watchers.lock().expect("hub lock");
-        watchers.by_auction.keys().map(|id| (*id, watchers.delivered.get(id).copied().unwrap_or(0))).collect()
+        watchers.by_stream.keys().map(|s| (*s, watchers.delivered.get(s).copied().unwrap_or(0))).collect()
     }
 }
 
 /// Publishes committed events, reconnecting to Redis as needed. Whatever queued up while one
 /// round trip was in flight goes out together in the next.
-async fn publisher(redis: redis::Client, prefix: String, mut to_publish: mpsc::Receiver<Vec<StoredEvent>>) {
+async fn publisher(redis: redis::Client, prefix: String, mut to_publish: mpsc::Receiver<Vec<Published>>) {
     const MAX_BATCH: usize = 1_000;
     let mut conn = None;
     while let Some(mut events) = to_publish.recv().await {
@@ -145,24 +136,38 @@ async fn publisher(redis: redis::Client, prefix: String, mut to_publish: mpsc::R
                 redis.get_connection_manager().await.map_err(|e| tracing::warn!(error = %e, "redis unavailable")).ok();
         }
         if let Some(conn) = conn.as_mut() {
-            events::publish(conn, &prefix, &events).await;
+            events::publish_serialized(conn, &prefix, &events).await;
         }
     }
 }
 
-/// Subscribes to every auction channel and delivers what arrives; resubscribes after any failure.
+/// The one field the hub reads of an event on its way through.
+#[derive(serde::Deserialize)]
+struct Seq {
+    seq: i64,
+}
+
+/// An event as it arrived from Redis: its stream from the channel, its text as published.
+fn received(prefix: &str, message: &redis::Msg) -> Option<Published> {
+    let stream = events::stream_of_channel(prefix, message.get_channel_name())?;
+    let text: String = message.get_payload().ok()?;
+    let Seq { seq } = serde_json::from_str(&text).ok()?;
+    Some(Published { stream, seq, text })
+}
+
+/// Subscribes to every stream's channel and delivers what arrives; resubscribes after any failure.
 async fn subscriber(hub: std::sync::Weak<Hub>, redis: redis::Client, prefix: String) {
-    let pattern = events::channel(&prefix, AuctionId(0)).trim_end_matches('0').to_owned() + "*";
+    let patterns = events::channel_patterns(&prefix);
     loop {
         match redis.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.psubscribe(&pattern).await {
+            Ok(mut pubsub) => match pubsub.psubscribe(&patterns).await {
                 Ok(()) => {
-                    tracing::info!(%pattern, "subscribed to auction events");
+                    tracing::info!(?patterns, "subscribed to events");
                     let mut messages = pubsub.on_message();
                     let mut since_yield = 0;
                     while let Some(message) = messages.next().await {
                         let Some(hub) = hub.upgrade() else { return };
-                        match message.get_payload::<String>().ok().and_then(|p| serde_json::from_str(&p).ok()) {
+                        match received(&prefix, &message) {
                             Some(event) => hub.deliver(event),
                             None => tracing::warn!("unreadable event on {}", message.get_channel_name()),
                         }
@@ -175,11 +180,11 @@ async fn subscriber(hub: std::sync::Weak<Hub>, redis: redis::Client, prefix: Str
                             tokio::task::yield_now().await;
                         }
                     }
-                    tracing::warn!("auction event subscription lost; resubscribing");
+                    tracing::warn!("event subscription lost; resubscribing");
                 }
-                Err(err) => tracing::warn!(error = %err, "subscribing to auction events failed"),
+                Err(err) => tracing::warn!(error = %err, "subscribing to events failed"),
             },
-            Err(err) => tracing::warn!(error = %err, "redis unavailable for auction events"),
+            Err(err) => tracing::warn!(error = %err, "redis unavailable for events"),
         }
         if hub.upgrade().is_none() {
             return;
@@ -189,12 +194,12 @@ async fn subscriber(hub: std::sync::Weak<Hub>, redis: redis::Client, prefix: Str
 }
 
 /// Brings watchers every stored event Redis did not. Each pass reads the `seq` of every watched
-/// auction in one query; an auction is repaired from PostgreSQL only when events that were already
+/// stream in one query; a stream is repaired from PostgreSQL only when events that were already
 /// committed at the previous pass have still not been delivered, so events merely in flight through
 /// Redis cost nothing.
 async fn catch_up(hub: std::sync::Weak<Hub>, pool: PgPool) {
     let mut every = tokio::time::interval(CATCH_UP_EVERY);
-    let mut committed_at_last_pass: HashMap<AuctionId, i64> = HashMap::new();
+    let mut committed_at_last_pass: HashMap<Stream, i64> = HashMap::new();
     loop {
         every.tick().await;
         let Some(hub) = hub.upgrade() else { return };
@@ -203,27 +208,21 @@ async fn catch_up(hub: std::sync::Weak<Hub>, pool: PgPool) {
             committed_at_last_pass.clear();
             continue;
         }
-        let ids: Vec<AuctionId> = watched.iter().map(|(id, _)| *id).collect();
-        let committed = sqlx::query!(
-            r#"SELECT id AS "id: AuctionId", seq FROM auctions WHERE id = ANY($1)"#,
-            &ids as &[AuctionId],
-        )
-        .fetch_all(&pool)
-        .await;
-        let committed: Vec<(AuctionId, i64)> = match committed {
-            Ok(rows) => rows.into_iter().map(|row| (row.id, row.seq)).collect(),
+        let streams: Vec<Stream> = watched.iter().map(|(stream, _)| *stream).collect();
+        let Ok(mut conn) = pool.acquire().await else { continue };
+        let committed = match events::committed_seqs(&mut conn, &streams).await {
+            Ok(committed) => committed,
             Err(err) => {
                 tracing::warn!(error = %err, "catch-up query failed");
                 continue;
             }
         };
-        for (auction_id, delivered) in &watched {
-            let overdue = committed_at_last_pass.get(auction_id).is_some_and(|seq| seq > delivered);
+        for (stream, delivered) in &watched {
+            let overdue = committed_at_last_pass.get(stream).is_some_and(|seq| seq > delivered);
             if !overdue {
                 continue;
             }
-            let Ok(mut conn) = pool.acquire().await else { continue };
-            match events::after(&mut conn, *auction_id, *delivered, 1_000).await {
+            match events::stored_after(&mut conn, *stream, *delivered, 1_000).await {
                 Ok(missed) => missed.into_iter().for_each(|event| hub.deliver(event)),
                 Err(err) => tracing::warn!(error = %err, "catch-up read failed"),
             }

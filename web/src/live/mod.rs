@@ -12,4 +12,4 @@ mod socket;
 
 pub use caps::ConnectionCaps;
 pub use hub::Hub;
-pub use socket::watch_auction;
+pub use socket::{SUBPROTOCOL, watch_auction, watch_me};

@@ -1,12 +1,13 @@
-//! `GET /ws/auctions/{id}?after_seq=N`: stored events after N first, then live ones, in order,
-//! without duplicates or gaps across that seam.
+//! `GET /ws/auctions/{id}?after_seq=N` and `GET /ws/me?after_seq=N`: stored events after N first,
+//! then live ones, in order, without duplicates or gaps across that seam.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use neighborbid_shared::events::{self, StoredEvent};
-use neighborbid_shared::ids::AuctionId;
+use neighborbid_shared::events::{self, Published, Stream};
+use neighborbid_shared::ids::{AuctionId, SessionId};
+use neighborbid_shared::users::{self, SessionToken};
 use poem::http::StatusCode;
 use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig, WebSocketStream};
 use poem::web::{Data, Path, Query};
@@ -89,7 +90,93 @@ pub async fn watch_auction(
         .config(socket_config())
         .on_upgrade(move |socket| async move {
             let _slot = slot;
-            serve(socket, hub, pool, auction_id, after_seq).await;
+            serve(socket, Watched { hub, pool, stream: Stream::Auction(auction_id), session: None }, after_seq).await;
+        })
+        .into_response())
+}
+
+/// The subprotocol a browser names, beside its token, to authenticate a WebSocket:
+/// `new WebSocket(url, ["neighborbid", token])` (browsers cannot set `Authorization` there).
+pub const SUBPROTOCOL: &str = "neighborbid";
+
+struct MeErrors;
+impl ErrorSet for MeErrors {
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (401, "missing, invalid, expired or revoked token"),
+        (422, "negative after_seq"),
+        (429, "too many WebSockets from this address"),
+        (503, "this server holds its maximum of WebSockets"),
+    ];
+}
+
+/// The session token of a WebSocket request: `Authorization: Bearer <token>`, or for browsers the
+/// token offered as a second subprotocol after [`SUBPROTOCOL`]. Never a query parameter: URLs end up
+/// in logs.
+fn socket_token(req: &poem::Request) -> Option<SessionToken> {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(token) = header("authorization").and_then(|v| v.strip_prefix("Bearer ")) {
+        return Some(SessionToken::from_client(token.trim()));
+    }
+    let offered: Vec<&str> = header("sec-websocket-protocol")?.split(',').map(str::trim).collect();
+    match offered.as_slice() {
+        [SUBPROTOCOL, token] => Some(SessionToken::from_client(token)),
+        _ => None,
+    }
+}
+
+/// Upgrades to a WebSocket of the caller's own events (`message_received`, `notification`, …);
+/// 401 before the upgrade without a valid token. The socket closes when its session is logged out.
+#[handler]
+pub async fn watch_me(
+    req: &poem::Request,
+    Query(params): Query<WatchParams>,
+    ws: WebSocket,
+    state: Data<&AppState>,
+    ip: Data<&ClientIp>,
+) -> Result<Response, poem::Error> {
+    let after_seq = params.after_seq.unwrap_or(0);
+    if after_seq < 0 {
+        return Err(ApiError::<MeErrors>::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_after_seq",
+            "after_seq must be 0 or more",
+        )
+        .into());
+    }
+    let unauthorized = || {
+        ApiError::<MeErrors>::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "send a valid token: Authorization: Bearer <token>, or the subprotocols [\"neighborbid\", <token>]",
+        )
+    };
+    let token = socket_token(req).ok_or_else(unauthorized)?;
+    let (session_id, user) = {
+        let mut conn = state.pool.acquire().await.map_err(ApiError::<MeErrors>::from)?;
+        users::authenticate(&mut conn, &token).await.map_err(ApiError::<MeErrors>::from)?.ok_or_else(unauthorized)?
+    };
+    let slot = state.sockets.open(ip.0.0).map_err(|refused| match refused {
+        Refused::PerIp => ApiError::<MeErrors>::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections",
+            "this address holds the most WebSockets allowed; close one first",
+        ),
+        Refused::Total => ApiError::<MeErrors>::overloaded(),
+    })?;
+    let current_seq =
+        sqlx::query_scalar!("SELECT event_seq FROM users WHERE id = $1", user.id as neighborbid_shared::ids::UserId)
+            .fetch_one(&state.pool)
+            .await
+            .map_err(ApiError::<MeErrors>::from)?;
+    let after_seq = after_seq.min(current_seq);
+    let (hub, pool) = (state.hub.clone(), state.pool.clone());
+    Ok(ws
+        .protocols([SUBPROTOCOL])
+        .config(socket_config())
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            let watched = Watched { hub, pool, stream: Stream::User(user.id), session: Some(session_id) };
+            serve(socket, watched, after_seq).await;
         })
         .into_response())
 }
@@ -113,21 +200,55 @@ enum End {
     Close(CloseCode, &'static str),
 }
 
-async fn serve(socket: WebSocketStream, hub: Arc<Hub>, pool: PgPool, auction_id: AuctionId, after_seq: i64) {
+/// What a connection watches.
+struct Watched {
+    hub: Arc<Hub>,
+    pool: PgPool,
+    stream: Stream,
+    /// The session that opened a user's own stream: its logout closes the connection.
+    session: Option<SessionId>,
+}
+
+/// The fields of a `session_revoked` event that matter here.
+#[derive(Deserialize)]
+struct Revocation {
+    data: RevokedSession,
+}
+
+#[derive(Deserialize)]
+struct RevokedSession {
+    session_id: Option<SessionId>,
+}
+
+impl Watched {
+    /// Whether `event` logs out the session this connection was opened with (`session_id: null`
+    /// logs out every session of the user).
+    fn revokes_this_session(&self, event: &Published) -> bool {
+        let Some(session) = self.session else { return false };
+        if !event.text.starts_with(r#"{"type":"session_revoked""#) {
+            return false;
+        }
+        serde_json::from_str::<Revocation>(&event.text)
+            .is_ok_and(|r| r.data.session_id.is_none_or(|revoked| revoked == session))
+    }
+}
+
+async fn serve(socket: WebSocketStream, watched: Watched, after_seq: i64) {
+    let Watched { hub, stream, .. } = &watched;
     // Registered before the replay, so nothing published meanwhile is missed: the seq check
     // below drops what the replay already sent.
-    let (_watch, mut live) = hub.watch(auction_id);
+    let (_watch, mut live) = hub.watch(*stream);
     let (mut sink, mut incoming) = socket.split();
     let mut last = after_seq;
     let end = async {
-        let replayed = match send_stored(&mut sink, &pool, auction_id, last, i64::MAX).await {
+        let replayed = match send_stored(&mut sink, &watched, last, i64::MAX).await {
             Ok(seq) => seq,
             Err(end) => return end,
         };
         // Only what was read from storage is known to exist: the client's own `after_seq` is a
         // claim about this connection, not about what the hub's other watchers have.
         if replayed > last {
-            hub.seen(auction_id, replayed);
+            hub.seen(*stream, replayed);
         }
         last = replayed;
         let mut ping = tokio::time::interval(PING_EVERY);
@@ -141,12 +262,12 @@ async fn serve(socket: WebSocketStream, hub: Arc<Hub>, pool: PgPool, auction_id:
                         continue;
                     }
                     if event.seq > last + 1 {
-                        last = match send_stored(&mut sink, &pool, auction_id, last, event.seq - 1).await {
+                        last = match send_stored(&mut sink, &watched, last, event.seq - 1).await {
                             Ok(seq) => seq,
                             Err(end) => return end,
                         };
                     }
-                    if let Err(end) = send(&mut sink, Message::Text(event.text.clone())).await {
+                    if let Err(end) = send_event(&mut sink, &watched, &event).await {
                         return end;
                     }
                     last = event.seq;
@@ -186,32 +307,30 @@ async fn send(sink: &mut Sink, message: Message) -> Result<(), End> {
     }
 }
 
-async fn send_event(sink: &mut Sink, event: &StoredEvent) -> Result<(), End> {
-    let text = serde_json::to_string(event).expect("events serialize");
-    send(sink, Message::Text(text)).await
+/// Sends one event; the event that logs out this connection's session is its last.
+async fn send_event(sink: &mut Sink, watched: &Watched, event: &Published) -> Result<(), End> {
+    send(sink, Message::Text(event.text.clone())).await?;
+    if watched.revokes_this_session(event) {
+        return Err(End::Close(CloseCode::Policy, "session logged out"));
+    }
+    Ok(())
 }
 
 /// Sends stored events with `seq` in (`after`, `up_to`], returning the last `seq` sent.
-async fn send_stored(
-    sink: &mut Sink,
-    pool: &PgPool,
-    auction_id: AuctionId,
-    after: i64,
-    up_to: i64,
-) -> Result<i64, End> {
+async fn send_stored(sink: &mut Sink, watched: &Watched, after: i64, up_to: i64) -> Result<i64, End> {
     let mut last = after;
     loop {
         let page = {
-            let Ok(mut conn) = pool.acquire().await else {
+            let Ok(mut conn) = watched.pool.acquire().await else {
                 return Err(End::Close(CloseCode::Error, "database unavailable"));
             };
-            events::after(&mut conn, auction_id, last, PAGE)
+            events::stored_after(&mut conn, watched.stream, last, PAGE)
                 .await
                 .map_err(|_| End::Close(CloseCode::Error, "database unavailable"))?
         };
         let full = page.len() as i64 == PAGE;
         for event in page.into_iter().take_while(|e| e.seq <= up_to) {
-            send_event(sink, &event).await?;
+            send_event(sink, watched, &event).await?;
             last = event.seq;
         }
         if !full || last >= up_to {

@@ -63,9 +63,12 @@ fn bad_bodies(schema: &Value) -> Vec<(String, String)> {
         ("not JSON".into(), "amount=5".into()),
         ("JSON null".into(), "null".into()),
         ("an array".into(), "[]".into()),
-        ("an empty object".into(), "{}".into()),
-        ("a huge number".into(), "{\"amount\": 1e400}".into()),
     ];
+    // A body whose fields are all optional (a PATCH) may be empty, and ignores names it lacks.
+    if schema["required"].as_array().is_some_and(|required| !required.is_empty()) {
+        bodies.push(("an empty object".into(), "{}".into()));
+        bodies.push(("a huge number".into(), "{\"amount\": 1e400}".into()));
+    }
     if let Some(props) = schema["properties"].as_object() {
         for (name, prop) in props {
             let mut object = serde_json::Map::new();

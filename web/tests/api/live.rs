@@ -199,7 +199,13 @@ async fn a_client_claiming_a_future_seq_cannot_blind_the_other_watchers(pool: Pg
 /// Subscribes to an auction's Redis channel, as every web replica does.
 async fn subscribe(prefix: &str, auction_id: i64) -> redis::aio::PubSub {
     let mut pubsub = redis::Client::open(crate::helpers::redis_url()).unwrap().get_async_pubsub().await.unwrap();
-    pubsub.subscribe(neighborbid_shared::events::channel(prefix, AuctionId(auction_id))).await.unwrap();
+    pubsub
+        .subscribe(neighborbid_shared::events::channel(
+            prefix,
+            neighborbid_shared::events::Stream::Auction(AuctionId(auction_id)),
+        ))
+        .await
+        .unwrap();
     pubsub
 }
 

@@ -20,5 +20,6 @@ mod retention;
 mod sessions;
 mod spec;
 mod statements;
+mod talk;
 mod users;
 mod wallet;
