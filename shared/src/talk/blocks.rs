@@ -34,7 +34,8 @@ pub async fn block(pool: &PgPool, blocker: UserId, blocked: UserId) -> Result<()
     Ok(())
 }
 
-async fn user_exists(pool: &PgPool, user_id: UserId) -> Result<(), TalkError> {
+/// `UserNotFound` unless `user_id` exists.
+pub(super) async fn user_exists(pool: &PgPool, user_id: UserId) -> Result<(), TalkError> {
     let exists = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) AS "e!""#, user_id as UserId)
         .fetch_one(pool)
         .await?;

@@ -112,17 +112,10 @@ pub async fn received(
     limit: u8,
 ) -> Result<(Vec<Review>, Option<Cursor>), TalkError> {
     let before = cursor.map(Cursor::decode).transpose()?.map(Cursor::id);
+    super::blocks::user_exists(pool, user_id).await?;
     let mut conn = pool.acquire().await?;
-    profile_exists(&mut conn, user_id).await?;
     let rows = select(&mut conn, Some(user_id), None, before, i64::from(limit) + 1).await?;
     Ok(next_page(rows, limit, |r| Cursor::for_id(r.id.0)))
-}
-
-async fn profile_exists(conn: &mut sqlx::PgConnection, user_id: UserId) -> Result<(), TalkError> {
-    let exists = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) AS "e!""#, user_id as UserId)
-        .fetch_one(conn)
-        .await?;
-    if exists { Ok(()) } else { Err(TalkError::UserNotFound) }
 }
 
 /// The one read of reviews: those a user received, newest first, or one by id.

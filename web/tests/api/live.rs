@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{Rivals, TestApp};
 
-type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(app: &TestApp, auction_id: i64, after_seq: i64) -> Client {
     let url = format!("ws://{}/ws/auctions/{auction_id}?after_seq={after_seq}", app.addr);
@@ -18,7 +18,7 @@ async fn connect(app: &TestApp, auction_id: i64, after_seq: i64) -> Client {
 }
 
 /// The next `n` events, failing if they take more than 10 s.
-async fn next_events(client: &mut Client, n: usize) -> Vec<Value> {
+pub async fn next_events(client: &mut Client, n: usize) -> Vec<Value> {
     let mut events = Vec::with_capacity(n);
     while events.len() < n {
         let message = tokio::time::timeout(Duration::from_secs(10), client.next())

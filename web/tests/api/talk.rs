@@ -17,8 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::{Rivals, TestApp, assert_error, body};
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::live::{Client, next_events};
 
 /// A seller's auction and a buyer's open conversation about it: (seller, buyer, auction, conversation).
 async fn conversation(app: &TestApp) -> (String, String, i64, i64) {
@@ -35,26 +34,10 @@ async fn send(app: &TestApp, token: &str, conversation: i64, text: &str) -> reqw
     app.post_as(token, &format!("/api/v1/conversations/{conversation}/messages"), json!({ "body": text })).await
 }
 
-async fn me_socket(app: &TestApp, token: &str, after_seq: i64) -> Socket {
+async fn me_socket(app: &TestApp, token: &str, after_seq: i64) -> Client {
     let mut request = format!("ws://{}/ws/me?after_seq={after_seq}", app.addr).into_client_request().unwrap();
     request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     tokio_tungstenite::connect_async(request).await.expect("the upgrade succeeds").0
-}
-
-/// The next `n` events of a socket, failing after 10 s.
-async fn next_events(socket: &mut Socket, n: usize) -> Vec<Value> {
-    let mut events = Vec::new();
-    while events.len() < n {
-        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .unwrap_or_else(|_| panic!("only {} of {n} events arrived", events.len()))
-            .expect("the socket stays open")
-            .expect("no socket error");
-        if let Message::Text(text) = message {
-            events.push(serde_json::from_str(&text).unwrap());
-        }
-    }
-    events
 }
 
 async fn settle(app: &TestApp, auction: i64) {
