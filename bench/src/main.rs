@@ -1,14 +1,16 @@
 //! `neighborbid-bench`: drives a running NeighborBid stack and prints one JSON report.
 //!
-//! `list`, `bids`, `flood` and `photos` go through the HTTP API, `fanout` also through WebSockets; `close` and `jobs` seed and observe PostgreSQL directly
+//! `list`, `bids`, `flood` and `photos` go through the HTTP API, `fanout` and `chat` also through WebSockets; `close` and `jobs` seed and observe PostgreSQL directly
 //! to measure the scheduler and the workers. Progress goes to stderr; stdout carries only the report,
 //! so `… | jq` works.
 
 mod client;
+mod procfs;
 mod scenarios;
 mod seed;
 mod sql_seed;
 mod stats;
+mod ws;
 
 use std::time::Duration;
 
@@ -59,7 +61,7 @@ struct Cli {
     /// `jobs`: how many holds to seed and release.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     jobs: u64,
-    /// `fanout`: the web server whose VmRSS to sample (default: the one process named
+    /// `fanout` and `chat`: the web server whose VmRSS to sample (default: the one process named
     /// `neighborbid-web`).
     #[arg(long)]
     web_pid: Option<u32>,
@@ -72,7 +74,8 @@ struct Cli {
     photos: u64,
     /// Open-loop arrivals per second. `bids`: the one rate to measure after the closed loop
     /// (default: 50 %, 80 % and 100 % of the closed loop's rate); `flood`: legitimate requests
-    /// (reads and bids by signed-in users, default 50); `photos`: uploads (default 50).
+    /// (reads and bids by signed-in users, default 50); `photos`: uploads (default 50); `chat`: messages
+    /// (default 200).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     rate: Option<u32>,
 }
@@ -103,6 +106,11 @@ enum Scenario {
     /// traffic's p50/p99 (target p99 <= 200 ms) and errors (transport, 5xx, 429; target 0) and how
     /// many flood logins got 429 or 503. Start the web with TRUSTED_PROXIES=127.0.0.1.
     Flood,
+    /// 2,000 users on `/ws/me` (one socket each, 200 of them sellers, two conversations each) while
+    /// messages go open loop at --rate (200/s) between random conversations' parties: message
+    /// accepted → recipient's socket p50 (target <= 10 ms) and p99 (<= 50 ms), messages lost (0), gaps
+    /// (0) and the web server's RSS. Needs an open-files limit above 2,200.
+    Chat,
     /// --photos (400) uploads of a 2-megapixel JPEG, open loop at --rate (50) a second, while the
     /// `images` workers render them: upload p50/p99 (target p99 <= 50 ms), photos processed per second from the
     /// rows' timestamps (target >= 40/s with 2 workers on 2 cores) and each worker's peak RSS (<= 300
@@ -139,6 +147,11 @@ async fn main() -> anyhow::Result<()> {
             let api = Api::new(&cli.base_url, bidders)?;
             scenarios::fanout::run(&api, &cli.base_url, duration, bidders, cli.web_pid).await?
         }
+        Scenario::Chat => {
+            let api = Api::new(&cli.base_url, 64)?;
+            let options = scenarios::chat::Options { duration, rate: cli.rate.unwrap_or(200), web_pid: cli.web_pid };
+            scenarios::chat::run(&api, &cli.base_url, options).await?
+        }
         Scenario::Flood => {
             let concurrency = usize::try_from(cli.concurrency.unwrap_or(500))?;
             let duration = Duration::from_secs(cli.duration_secs.unwrap_or(20));
@@ -160,7 +173,10 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Jobs => scenarios::jobs::run(database_url(&cli)?, cli.jobs).await?,
     };
     let mut report = report;
-    if matches!(cli.scenario, Scenario::List | Scenario::Bids | Scenario::Fanout | Scenario::Flood | Scenario::Photos) {
+    if matches!(
+        cli.scenario,
+        Scenario::List | Scenario::Bids | Scenario::Chat | Scenario::Fanout | Scenario::Flood | Scenario::Photos
+    ) {
         report["base_url"] = cli.base_url.into();
     }
     report["finished_at"] = chrono::Utc::now().to_rfc3339().into();

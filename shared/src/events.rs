@@ -275,6 +275,11 @@ pub async fn committed_seqs(conn: &mut PgConnection, streams: &[Stream]) -> Resu
         .collect())
 }
 
+/// The `seq` of `user_id`'s last event: `/ws/me?after_seq=` this sends only what happens next.
+pub async fn user_seq(conn: &mut PgConnection, user_id: UserId) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!("SELECT event_seq FROM users WHERE id = $1", user_id as UserId).fetch_one(conn).await
+}
+
 /// The Redis pub/sub channel of `stream` under `prefix`.
 pub fn channel(prefix: &str, stream: Stream) -> String {
     match stream {

@@ -1,6 +1,7 @@
 //! One module per scenario; each returns its JSON report.
 
 pub mod bids;
+pub mod chat;
 pub mod close;
 pub mod fanout;
 pub mod flood;

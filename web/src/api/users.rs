@@ -1,6 +1,7 @@
 //! Sign-up and the caller's own profile.
 
 use chrono::{DateTime, Utc};
+use neighborbid_shared::events;
 use neighborbid_shared::ids::RegionId;
 use neighborbid_shared::ledger::wallet;
 use neighborbid_shared::notifications;
@@ -93,6 +94,8 @@ pub struct MeView {
     pub unread_notifications: i64,
     /// Which optional emails you get.
     pub email_preferences: EmailPreferencesView,
+    /// The `seq` of your last event: connect to `/ws/me?after_seq=` this for only what happens next.
+    pub event_seq: i64,
 }
 
 /// Optional emails (those about your wins and sales are always sent).
@@ -193,10 +196,12 @@ async fn me_view(state: &AppState, user: User, patch: Option<EmailPreferencesPat
     let patch = patch.unwrap_or(EmailPreferencesPatch { outbid: None, messages: None });
     let preferences = notifications::email_preferences(&mut conn, user.id, patch.outbid, patch.messages).await?;
     let unread_notifications = notifications::unread_count(&mut conn, user.id).await?;
+    let event_seq = events::user_seq(&mut conn, user.id).await?;
     Ok(MeView {
         user: user.into(),
         wallet: balances.into(),
         unread_notifications,
         email_preferences: EmailPreferencesView { outbid: preferences.outbid, messages: preferences.messages },
+        event_seq,
     })
 }

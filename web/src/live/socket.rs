@@ -163,11 +163,10 @@ pub async fn watch_me(
         ),
         Refused::Total => ApiError::<MeErrors>::overloaded(),
     })?;
-    let current_seq =
-        sqlx::query_scalar!("SELECT event_seq FROM users WHERE id = $1", user.id as neighborbid_shared::ids::UserId)
-            .fetch_one(&state.pool)
-            .await
-            .map_err(ApiError::<MeErrors>::from)?;
+    let current_seq = {
+        let mut conn = state.pool.acquire().await.map_err(ApiError::<MeErrors>::from)?;
+        events::user_seq(&mut conn, user.id).await.map_err(ApiError::<MeErrors>::from)?
+    };
     let after_seq = after_seq.min(current_seq);
     let (hub, pool) = (state.hub.clone(), state.pool.clone());
     Ok(ws

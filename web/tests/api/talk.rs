@@ -210,6 +210,8 @@ async fn a_message_reaches_the_recipient_s_socket_on_another_replica_and_resumes
     let missed = next_events(&mut resumed, 4).await;
     assert_eq!(missed.iter().map(|e| e["seq"].as_i64().unwrap()).collect::<Vec<_>>(), [3, 4, 5, 6]);
     assert_eq!(missed[2]["data"]["body"], "third");
+    let me = body(app.get_as(&seller, "/api/v1/me").await).await;
+    assert_eq!(me["event_seq"], 6, "where a new socket starts to get only what happens next");
 }
 
 #[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
@@ -297,13 +299,22 @@ async fn a_blocked_user_can_neither_open_nor_write(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
-async fn too_many_messages_are_answered_429_with_retry_after(pool: PgPool) {
-    let app = TestApp::spawn_with(pool, &[("RATE_LIMITS", "on"), ("RATE_LIMIT_MESSAGES_USER", "2/min")]).await;
-    let (_, buyer, _, id) = conversation(&app).await;
+async fn too_many_messages_or_questions_are_answered_429_with_retry_after(pool: PgPool) {
+    let limits = [("RATE_LIMITS", "on"), ("RATE_LIMIT_MESSAGES_USER", "2/min"), ("RATE_LIMIT_QUESTIONS_USER", "1/h")];
+    let app = TestApp::spawn_with(pool, &limits).await;
+    let (_, buyer, auction, id) = conversation(&app).await;
     for _ in 0..2 {
         assert_eq!(send(&app, &buyer, id, "hi").await.status(), StatusCode::CREATED);
     }
     let limited = send(&app, &buyer, id, "hi").await;
     assert!(limited.headers().contains_key("retry-after"));
+    assert_error(limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+
+    let questions = format!("/api/v1/auctions/{auction}/questions");
+    let ask = || app.post_as(&buyer, &questions, json!({ "body": "Inner pot?" }));
+    assert_eq!(ask().await.status(), StatusCode::CREATED);
+    let limited = ask().await;
+    let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after > 60, "an hourly limit waits for more than a minute: {retry_after}");
     assert_error(limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }

@@ -4,24 +4,18 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::Message;
 
-use super::timings::{Timings, micros};
-
-/// Upgrades in flight at once.
-const CONNECT_PARALLELISM: usize = 100;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// `errno` for "too many open files".
-const EMFILE: i32 = 24;
-static EMFILE_REPORTED: AtomicBool = AtomicBool::new(false);
+use super::timings::Timings;
+use crate::stats::micros;
+use crate::ws::{self, Socket};
 
 /// One watcher to open: the auction and the `seq` it already has.
 #[derive(Debug, Clone, Copy)]
@@ -66,17 +60,7 @@ pub struct Connected {
     pub failures: BTreeMap<String, u64>,
 }
 
-/// `http(s)://host` → `ws(s)://host`.
-pub fn ws_base(base_url: &str) -> String {
-    let base = base_url.trim_end_matches('/');
-    match base.split_once("://") {
-        Some(("https", rest)) => format!("wss://{rest}"),
-        Some((_, rest)) => format!("ws://{rest}"),
-        None => format!("ws://{base}"),
-    }
-}
-
-/// Opens one client per target, [`CONNECT_PARALLELISM`] at a time; each starts reading at once.
+/// Opens one client per target, [`ws::CONNECT_PARALLELISM`] at a time; each starts reading at once.
 pub async fn connect_all(
     ws_base: &str,
     targets: &[Target],
@@ -95,7 +79,7 @@ pub async fn connect_all(
                 client
             }
         })
-        .buffer_unordered(CONNECT_PARALLELISM)
+        .buffer_unordered(ws::CONNECT_PARALLELISM)
         .collect()
         .await;
     let mut connected = Connected { clients: Vec::with_capacity(total), failures: BTreeMap::new() };
@@ -115,38 +99,11 @@ async fn connect(
     stop: watch::Receiver<bool>,
 ) -> Result<Client, String> {
     let url = format!("{ws_base}/ws/auctions/{}?after_seq={}", target.auction_id, target.after_seq);
-    // tungstenite's default 128 KiB read buffer per socket would cost the bench ~640 MB at 5,000.
-    let config = WebSocketConfig::default().read_buffer_size(16 * 1024).write_buffer_size(0);
-    let attempt = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
-    let ws = match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-        Err(_) => return Err("timeout".to_owned()),
-        Ok(Err(e)) => return Err(describe(&e)),
-        Ok(Ok((ws, _response))) => ws,
-    };
+    let ws = ws::connect(url).await?;
     let last_seq = Arc::new(AtomicI64::new(target.after_seq));
     let task = tokio::spawn(read(ws, target, timings, Arc::clone(&last_seq), stop));
     Ok(Client { target, last_seq, task })
 }
-
-/// A short failure reason; an EMFILE also gets one clear explanation on stderr.
-fn describe(e: &WsError) -> String {
-    match e {
-        WsError::Io(io) if io.raw_os_error() == Some(EMFILE) => {
-            if !EMFILE_REPORTED.swap(true, Ordering::Relaxed) {
-                eprintln!(
-                    "error: too many open files (EMFILE) in the bench: run `ulimit -n 65536` in this shell \
-                     (and give the web server a high limit too) before `neighborbid-bench fanout`"
-                );
-            }
-            "emfile".to_owned()
-        }
-        WsError::Io(io) => format!("io: {}", io.kind()),
-        WsError::Http(resp) => format!("http {}", resp.status().as_u16()),
-        other => format!("{other}"),
-    }
-}
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn read(
     mut ws: Socket,
@@ -180,7 +137,7 @@ async fn read(
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => {
-                out.ended_early = Some(format!("error: {}", describe(&e)));
+                out.ended_early = Some(format!("error: {}", ws::describe(&e)));
                 return out;
             }
             None => {
@@ -273,7 +230,5 @@ mod tests {
         assert_eq!((out.events, out.bid_events, out.repeats, out.gaps, out.missing_events), (3, 1, 1, 1, 2));
         assert_eq!((out.from_send_us.as_slice(), out.from_accept_us.as_slice()), (&[4_000][..], &[1_000][..]));
         assert_eq!(seq, 5);
-        assert_eq!(ws_base("https://a.example/"), "wss://a.example");
-        assert_eq!(ws_base("http://127.0.0.1:8080"), "ws://127.0.0.1:8080");
     }
 }

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::timings::{Timings, micros, summarize};
+use super::timings::Timings;
 use crate::client::{Api, Auction, Session};
 use crate::seed::BID_INCREMENT;
-use crate::stats::{merge_counts, rate, round};
+use crate::stats::{merge_counts, micros, rate, round, summarize};
 
 /// The shared view of one auction.
 #[derive(Debug, Clone, Copy)]

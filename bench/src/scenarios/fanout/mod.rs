@@ -8,7 +8,6 @@
 
 mod clients;
 mod load;
-mod procfs;
 mod timings;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,11 +22,12 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use self::clients::{Client, Outcome, Target};
-use self::procfs::PeakSampler;
-use self::timings::{Timings, summarize};
+use self::timings::Timings;
 use crate::client::{Api, Auction, Session};
+use crate::procfs::{self, PeakSampler};
 use crate::seed::{self, FIRST_BIDDER, SELLERS};
-use crate::stats::{Check, all_pass, round};
+use crate::stats::{Check, all_pass, round, summarize};
+use crate::ws;
 
 const HOT_CLIENTS: usize = 1_000;
 const SPREAD_AUCTIONS: usize = 500;
@@ -57,7 +57,7 @@ pub async fn run(
     bidders: usize,
     web_pid: Option<u32>,
 ) -> anyhow::Result<Value> {
-    let ws_base = clients::ws_base(base_url);
+    let ws_base = ws::ws_base(base_url);
     anyhow::ensure!(!ws_base.starts_with("wss://"), "fanout speaks plain ws:// only; give an http:// --base-url");
     let needed = (SPREAD_AUCTIONS * CLIENTS_PER_SPREAD_AUCTION) as u64 + SPARE_FDS;
     let fd_limit = procfs::open_files_soft_limit();

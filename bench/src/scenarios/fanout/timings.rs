@@ -1,11 +1,9 @@
 //! When each bid was sent and accepted, shared by the bidders (writers) and every WebSocket client
-//! (readers), plus percentiles over latencies kept as whole microseconds.
+//! (readers).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
-use std::time::{Duration, Instant};
-
-use crate::stats::{LatencySummary, round};
+use std::time::Instant;
 
 /// Thousands of clients look bids up at once; sharding keeps them off one lock.
 const SHARDS: usize = 64;
@@ -47,45 +45,9 @@ fn shard(key: i64) -> usize {
     (key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) as usize % SHARDS
 }
 
-/// `d` in whole microseconds, saturating at about 71 minutes.
-pub fn micros(d: Duration) -> u32 {
-    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
-}
-
-/// Sorts `samples` (microseconds) in place and summarises them like [`LatencySummary::from_samples`].
-pub fn summarize(samples: &mut [u32]) -> LatencySummary {
-    samples.sort_unstable();
-    let n = samples.len();
-    let ms = |us: u32| round(f64::from(us) / 1000.0);
-    let at = |p: f64| {
-        if n == 0 {
-            return 0.0;
-        }
-        let rank = (p * n as f64).ceil() as usize;
-        ms(samples[rank.clamp(1, n) - 1])
-    };
-    let total: u64 = samples.iter().map(|&us| u64::from(us)).sum();
-    LatencySummary {
-        samples: n,
-        mean_ms: if n == 0 { 0.0 } else { round(total as f64 / n as f64 / 1000.0) },
-        p50_ms: at(0.50),
-        p95_ms: at(0.95),
-        p99_ms: at(0.99),
-        max_ms: samples.last().map_or(0.0, |&us| ms(us)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_in_milliseconds() {
-        let mut samples: Vec<u32> = (1..=100).rev().map(|ms| ms * 1000).collect();
-        let s = summarize(&mut samples);
-        assert_eq!((s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms), (50.0, 95.0, 99.0, 100.0));
-        assert_eq!(summarize(&mut []).p99_ms, 0.0);
-    }
 
     #[test]
     fn lookups_find_what_was_recorded() {
