@@ -10,9 +10,9 @@ use apalis_redis::ConnectionManager;
 use lettre::message::Mailbox;
 use neighborbid_shared::config::Config;
 use neighborbid_shared::email::Mailer;
-use neighborbid_shared::jobs::JobContext;
 use neighborbid_shared::jobs::queues::{self, Queue};
 use neighborbid_shared::jobs::registry::JOBS;
+use neighborbid_shared::jobs::{JobContext, ReleaseBatcher};
 use neighborbid_shared::media::MediaStore;
 use neighborbid_shared::photos::render::RenderSlots;
 use sqlx::PgPool;
@@ -32,7 +32,7 @@ pub fn job_context(config: &Config, pool: PgPool, redis: ConnectionManager) -> a
         .map_err(|e| anyhow::anyhow!("invalid mail settings: {e}"))?;
     let from: Mailbox = config.mail_from.parse().context("invalid MAIL_FROM")?;
     Ok(JobContext {
-        pool,
+        pool: pool.clone(),
         redis,
         prefix: config.queue_prefix.clone(),
         mailer: Arc::new(mailer),
@@ -40,6 +40,7 @@ pub fn job_context(config: &Config, pool: PgPool, redis: ConnectionManager) -> a
         fee_bps: config.platform_fee_bps,
         media: MediaStore::open(config).context("invalid media settings")?,
         render_slots: RenderSlots::per_core(),
+        releases: ReleaseBatcher::start(pool),
     })
 }
 

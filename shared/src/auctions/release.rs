@@ -1,5 +1,5 @@
-//! Releasing a hold that no longer leads its auction (outbid, lost, cancelled), and telling its
-//! bidder they were outbid. The `release_hold` job runs it.
+//! Releasing holds that no longer lead their auction (outbid, lost, cancelled), and telling their
+//! bidders they were outbid. The `release_hold` job runs it, many holds per statement.
 
 use sqlx::PgConnection;
 
@@ -18,22 +18,46 @@ pub enum ReleaseOutcome {
     Missing,
 }
 
-/// Releases `hold_id` unless it is the leading hold of an auction that is still live or awaiting
-/// settlement, and tells an outbid bidder. One statement, the SQL function `release_hold`
-/// (migrations/20261126000001_bid_engine.sql): it locks the auction row first, the order every bid
-/// uses, so it cannot deadlock with bids, and a second run is a no-op.
-#[tracing::instrument(skip_all, fields(hold.id = hold_id.0))]
-pub async fn release_outbid_hold(conn: &mut PgConnection, hold_id: HoldId) -> Result<ReleaseOutcome, sqlx::Error> {
-    let outcome =
-        sqlx::query_scalar!(r#"SELECT release_hold($1) AS "outcome!""#, hold_id as HoldId).fetch_one(conn).await?;
-    Ok(match outcome.as_str() {
-        "released" => ReleaseOutcome::Released,
-        "already_ended" => ReleaseOutcome::AlreadyEnded,
-        "still_leading" => ReleaseOutcome::StillLeading,
-        "missing" => {
+impl ReleaseOutcome {
+    fn parse(outcome: &str) -> Result<Self, sqlx::Error> {
+        Ok(match outcome {
+            "released" => Self::Released,
+            "already_ended" => Self::AlreadyEnded,
+            "still_leading" => Self::StillLeading,
+            "missing" => Self::Missing,
+            other => return Err(sqlx::Error::Protocol(format!("release_hold answered {other:?}"))),
+        })
+    }
+}
+
+/// Releases each of `hold_ids` that is not the leading hold of an auction still live or awaiting
+/// settlement, and tells outbid bidders, in one statement and one commit: the SQL function
+/// `release_holds` (migrations/20261202000001_release_batches.sql), which decides each hold on its
+/// own with `release_hold` after taking every lock in the order bids take them, so it cannot
+/// deadlock with bids. Answers each element of `hold_ids` in order: a hold given twice is released
+/// by the first and `AlreadyEnded` for the second, as two calls would find it.
+#[tracing::instrument(skip_all, fields(holds = hold_ids.len()))]
+pub async fn release_outbid_holds(
+    conn: &mut PgConnection,
+    hold_ids: &[HoldId],
+) -> Result<Vec<ReleaseOutcome>, sqlx::Error> {
+    let ids: Vec<i64> = hold_ids.iter().map(|id| id.0).collect();
+    let rows = sqlx::query_scalar!(r#"SELECT outcome AS "outcome!" FROM release_holds($1) ORDER BY ordinal"#, &ids)
+        .fetch_all(conn)
+        .await?;
+    if rows.len() != hold_ids.len() {
+        return Err(sqlx::Error::Protocol(format!("release_holds answered {} of {} holds", rows.len(), ids.len())));
+    }
+    let outcomes = rows.iter().map(|outcome| ReleaseOutcome::parse(outcome)).collect::<Result<Vec<_>, _>>()?;
+    for (hold_id, outcome) in hold_ids.iter().zip(&outcomes) {
+        if *outcome == ReleaseOutcome::Missing {
             tracing::warn!(hold.id = hold_id.0, "release of a hold that does not exist");
-            ReleaseOutcome::Missing
         }
-        other => return Err(sqlx::Error::Protocol(format!("release_hold answered {other:?}"))),
-    })
+    }
+    Ok(outcomes)
+}
+
+/// [`release_outbid_holds`] for one hold.
+pub async fn release_outbid_hold(conn: &mut PgConnection, hold_id: HoldId) -> Result<ReleaseOutcome, sqlx::Error> {
+    Ok(release_outbid_holds(conn, &[hold_id]).await?[0])
 }

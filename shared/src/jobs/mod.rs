@@ -33,6 +33,7 @@ use crate::ledger::LedgerError;
 use crate::media::MediaStore;
 use crate::photos::render::RenderSlots;
 pub use queues::Queue;
+pub use release_hold::ReleaseBatcher;
 
 /// One kind of background work.
 pub trait Job: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + Unpin + 'static {
@@ -45,6 +46,10 @@ pub trait Job: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + S
     /// seconds (an `INSERT INTO outbox (kind, payload) SELECT …`): what PostgreSQL says should have
     /// happened by now and has not.
     const OVERDUE: &'static str;
+    /// Deliveries a worker runs at once per unit of its `--concurrency`: 1 for a job that holds a
+    /// connection while it runs; more for one that only waits on work shared with others
+    /// (`release_hold` waits on a batch).
+    const IN_FLIGHT_PER_SLOT: usize = 1;
 
     /// The row the job concerns. With [`Job::NAME`] it makes the job's id (`release_hold:42`): the
     /// queue holds at most one job per id, so the same follow-up recorded twice runs once at a time.
@@ -78,6 +83,8 @@ pub struct JobContext {
     pub media: MediaStore,
     /// Bounds the photo renders this process runs at once.
     pub render_slots: RenderSlots,
+    /// Gathers this process's hold releases into batches.
+    pub releases: ReleaseBatcher,
 }
 
 /// Why a job did not finish, and so what happens to it.

@@ -55,13 +55,20 @@ impl Queue {
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 const MISSED_HEARTBEATS: usize = 2;
 
-/// The storage of one queue, for pushing and for workers.
+/// The storage of one queue, for pushing.
 pub fn storage<T>(conn: ConnectionManager, prefix: &str, queue: Queue) -> RedisStorage<T> {
+    worker_storage(conn, prefix, queue, 50)
+}
+
+/// The storage of one queue for a worker running `in_flight` jobs at once: each fetch takes up to
+/// that many, so a worker never holds jobs it cannot start (another worker could run them, and a
+/// killed one's would wait for its missed heartbeats).
+pub fn worker_storage<T>(conn: ConnectionManager, prefix: &str, queue: Queue, in_flight: usize) -> RedisStorage<T> {
     let config = Config::default()
         .queue(queue.key(prefix))
         .heartbeat_interval(HEARTBEAT)
         .missed_heartbeats(MISSED_HEARTBEATS)
-        .batch_size(50);
+        .batch_size(in_flight);
     RedisStorage::new(conn).with_config(config)
 }
 

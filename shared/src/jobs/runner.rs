@@ -19,8 +19,10 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// whenever its stream fails.
 pub fn register<J: Job>(monitor: Monitor, ctx: &JobContext, concurrency: usize) -> Monitor {
     let (ctx, name) = (ctx.clone(), worker_name(J::QUEUE));
+    let in_flight = concurrency * J::IN_FLIGHT_PER_SLOT;
     monitor.register(move |_restarts: usize| {
-        let storage = queues::storage::<J>(ctx.redis.clone(), &ctx.prefix, J::QUEUE).poll_with_interval(POLL);
+        let storage =
+            queues::worker_storage::<J>(ctx.redis.clone(), &ctx.prefix, J::QUEUE, in_flight).poll_with_interval(POLL);
         // Retry outermost, as in apalis' examples: each attempt gets its own span, and a panic or a
         // timeout inside is one failed attempt.
         WorkerBuilder::new(name.clone())
@@ -29,7 +31,7 @@ pub fn register<J: Job>(monitor: Monitor, ctx: &JobContext, concurrency: usize) 
             .enable_tracing()
             .catch_panic()
             .timeout(TIMEOUT)
-            .concurrency(concurrency)
+            .concurrency(in_flight)
             .data(ctx.clone())
             .build(handle::<J>)
     })

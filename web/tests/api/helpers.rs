@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use neighborbid_shared::config::Config;
 use neighborbid_shared::email::Mailer;
 use neighborbid_shared::ids::UserId;
-use neighborbid_shared::jobs::JobContext;
 use neighborbid_shared::jobs::release_hold::ReleaseHold;
 use neighborbid_shared::jobs::runner::run_recorded;
+use neighborbid_shared::jobs::{JobContext, ReleaseBatcher};
 use neighborbid_shared::media::MediaStore;
 use neighborbid_shared::photos::render::RenderSlots;
 use neighborbid_web::state::AppState;
@@ -69,6 +69,7 @@ impl TestApp {
             fee_bps: 0,
             media: MediaStore::open(&config).unwrap(),
             render_slots: RenderSlots::new(2),
+            releases: ReleaseBatcher::start(pool.clone()),
         };
         let media_dir = config.media_dir.clone();
         let state = AppState::new(config, pool.clone()).unwrap();

@@ -74,3 +74,56 @@ async fn concurrent_release_and_capture_of_one_hold_end_it_exactly_once(pool: Pg
     assert_eq!(ended, 1, "{released:?} {captured:?}");
     app.assert_audit_clean().await;
 }
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn releases_delivered_together_are_batched_and_each_hold_ends_as_it_would_alone(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let seller = app.user_token("seller").await;
+    let bidders = app.quick_users("bidder", 6).await;
+    let mut auctions = Vec::new();
+    for _ in 0..3 {
+        auctions.push(app.create_auction(&seller, json!({})).await["id"].as_i64().unwrap());
+    }
+    for (_, token) in &bidders {
+        app.deposit(token, 100_000).await;
+    }
+    // Each auction: bidder k bids 10,000 + 1,000 k, so bidder 5 leads and the others were outbid.
+    for &auction in &auctions {
+        for (k, (_, token)) in bidders.iter().enumerate() {
+            assert_eq!(app.bid(token, auction, 10_000 + 1_000 * k as i64).await.status(), 201);
+        }
+    }
+    let holds: Vec<(HoldId, bool)> = sqlx::query_as(
+        "SELECT h.id, h.id = a.leader_hold_id FROM holds h JOIN auctions a ON a.id = h.auction_id ORDER BY h.id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(holds.len(), 18);
+    // Every hold delivered twice at once (at-least-once delivery), and one hold that does not exist.
+    let missing = HoldId(holds.last().unwrap().0.0 + 1_000);
+    let deliveries = holds.iter().chain(holds.iter()).map(|(id, _)| *id).chain([missing]);
+    let outcomes = futures::future::join_all(deliveries.map(|id| {
+        let releases = app.jobs.releases.clone();
+        async move { (id, releases.release(id).await.unwrap()) }
+    }))
+    .await;
+    for (hold, leads) in &holds {
+        let mut seen: Vec<ReleaseOutcome> =
+            outcomes.iter().filter(|(id, _)| id == hold).map(|(_, outcome)| *outcome).collect();
+        seen.sort_by_key(|outcome| format!("{outcome:?}"));
+        let expected = if *leads {
+            vec![ReleaseOutcome::StillLeading, ReleaseOutcome::StillLeading]
+        } else {
+            vec![ReleaseOutcome::AlreadyEnded, ReleaseOutcome::Released]
+        };
+        assert_eq!(seen, expected, "hold {hold}");
+    }
+    assert!(outcomes.contains(&(missing, ReleaseOutcome::Missing)));
+    // Only bidder 5's three leading bids are still held.
+    for (k, (_, token)) in bidders.iter().enumerate() {
+        let held = if k == 5 { 3 * 15_000 } else { 0 };
+        assert_eq!(app.wallet(token).await, (100_000 - held, held), "bidder {k}");
+    }
+    app.assert_audit_clean().await;
+}
