@@ -61,6 +61,7 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
     (BIDS, "counter", "outcome, reason", "bids accepted, and refused by error code"),
     (JOBS, "counter", "queue, outcome", "job runs (each delivery of a job is one run)"),
     (JOB_DURATION, "histogram", "queue, outcome", "how long a job run took"),
+    (SETTLEMENT_LAG, "histogram", "", "from an auction's closing to its settlement"),
     (QUEUE_JOBS, "gauge", "queue, state", "jobs in a Redis queue by state; `state=\"dead\"` is the dead set"),
     (OUTBOX_BACKLOG, "gauge", "", "outbox rows not yet relayed to a queue"),
     (RELAY_LAG, "gauge", "", "age of the oldest unrelayed outbox row (0 when none)"),
@@ -68,7 +69,6 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
     (CLOSES_PER_TICK, "histogram", "", "auctions ended by one closing tick"),
     (AUCTIONS_ENDED, "counter", "outcome", "auctions ended by the closer"),
     (CLOSE_LAG, "histogram", "", "from an auction's `ends_at` to its closing"),
-    (SETTLEMENT_LAG, "histogram", "", "from an auction's closing to its settlement"),
     (SWEEP_RERECORDED, "counter", "job", "follow-ups the reconciliation sweep recorded again"),
     (SCHEDULER_FAILURES, "counter", "task", "scheduler passes that failed (close, sweep, prune, relay, sample)"),
 ];
@@ -149,4 +149,38 @@ pub async fn serve(addr: SocketAddr) -> std::io::Result<impl Future<Output = ()>
             tracing::error!(error = %err, "the metrics listener failed");
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's table lists every metric, with the catalogue's type and labels, and no other.
+    #[test]
+    fn the_readme_documents_every_metric() {
+        let readme = include_str!("../../README.md");
+        let section = readme.split("## Metrics and errors").nth(1).expect("the README has a metrics section");
+        let documented: Vec<(String, String, String)> = section
+            .lines()
+            .take_while(|line| !line.starts_with("## "))
+            .filter(|line| line.starts_with("| `neighborbid_"))
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                (cells[1].trim_matches('`').to_owned(), cells[2].to_owned(), cells[3].to_owned())
+            })
+            .collect();
+        let catalogue: Vec<(String, String, String)> = CATALOGUE
+            .iter()
+            .map(|(name, kind, labels, _)| (name.to_string(), kind.to_string(), labels.to_string()))
+            .collect();
+        assert_eq!(documented, catalogue);
+    }
+
+    #[test]
+    fn installing_twice_gives_the_same_recorder() {
+        let first: *const PrometheusHandle = install();
+        metrics::counter!(BIDS, "outcome" => "accepted").increment(1);
+        assert!(std::ptr::eq(first, install()));
+        assert!(install().render().contains("neighborbid_bids_total{outcome=\"accepted\"}"));
+    }
 }
