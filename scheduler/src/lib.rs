@@ -1,6 +1,7 @@
 //! The scheduler: closes ended auctions every second (exactly once across replicas, by PostgreSQL
 //! locks and conditional updates; apalis-cron fires on every replica), relays the outbox to the job
-//! queues, sweeps for lost work every 30 seconds and deletes expired records every 10 minutes.
+//! queues, sweeps for lost work every 30 seconds, deletes expired records every 10 minutes and
+//! measures the outbox for `/metrics`.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use neighborbid_shared::auctions::closing::close_due;
 use neighborbid_shared::config::Retention;
 use neighborbid_shared::events;
 use neighborbid_shared::jobs::{relay, sweep};
-use neighborbid_shared::retention;
+use neighborbid_shared::metrics::{CLOSES_PER_TICK, OUTBOX_BACKLOG, RELAY_LAG, SCHEDULER_FAILURES};
+use neighborbid_shared::{outbox, retention};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
@@ -21,6 +23,8 @@ use tokio::sync::Notify;
 const CLOSE_BATCH: i64 = 500;
 /// How often the relay looks for new outbox rows when idle.
 const RELAY_POLL: Duration = Duration::from_millis(50);
+/// How often the outbox's backlog is measured for `/metrics`.
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 /// How the scheduler paces its sweeps.
 #[derive(Debug, Clone)]
@@ -59,6 +63,8 @@ async fn wake(_tick: Tick, task: Data<Arc<Notify>>) -> Result<(), BoxDynError> {
 async fn closer(pool: PgPool, mut redis: ConnectionManager, prefix: String, wake: Arc<Notify>) {
     loop {
         wake.notified().await;
+        // Auctions this tick ended; `None` while another replica held the closer's lock.
+        let mut ended = None;
         loop {
             let pass = match pool.acquire().await {
                 Ok(mut conn) => close_due(&mut conn, CLOSE_BATCH).await,
@@ -66,6 +72,9 @@ async fn closer(pool: PgPool, mut redis: ConnectionManager, prefix: String, wake
             };
             match pass {
                 Ok(pass) => {
+                    if !pass.skipped {
+                        *ended.get_or_insert(0) += pass.closed + pass.unsold;
+                    }
                     if pass.closed + pass.unsold > 0 || pass.activated > 0 {
                         tracing::info!(
                             closed = pass.closed,
@@ -80,10 +89,14 @@ async fn closer(pool: PgPool, mut redis: ConnectionManager, prefix: String, wake
                     }
                 }
                 Err(err) => {
+                    metrics::counter!(SCHEDULER_FAILURES, "task" => "close").increment(1);
                     tracing::error!(error = %err, "closing pass failed");
                     break;
                 }
             }
+        }
+        if let Some(ended) = ended {
+            metrics::histogram!(CLOSES_PER_TICK).record(ended as f64);
         }
     }
 }
@@ -101,7 +114,10 @@ async fn sweeper(pool: PgPool, wake: Arc<Notify>, grace_secs: i32) {
                 tracing::warn!(?swept, "re-recorded overdue follow-ups")
             }
             Ok(_) => {}
-            Err(err) => tracing::error!(error = %err, "sweep failed"),
+            Err(err) => {
+                metrics::counter!(SCHEDULER_FAILURES, "task" => "sweep").increment(1);
+                tracing::error!(error = %err, "sweep failed");
+            }
         }
     }
 }
@@ -117,7 +133,10 @@ async fn pruner(pool: PgPool, wake: Arc<Notify>, retention: Retention) {
         };
         match pruned {
             Ok(pruned) => tracing::info!(?pruned, "pruned records past their retention"),
-            Err(err) => tracing::error!(error = %err, "retention sweep failed"),
+            Err(err) => {
+                metrics::counter!(SCHEDULER_FAILURES, "task" => "prune").increment(1);
+                tracing::error!(error = %err, "retention sweep failed");
+            }
         }
     }
 }
@@ -134,8 +153,32 @@ async fn relay_loop(pool: PgPool, redis: ConnectionManager, prefix: String) {
             Ok(0) => tokio::time::sleep(RELAY_POLL).await,
             Ok(n) => tracing::debug!(relayed = n, "relayed follow-ups"),
             Err(err) => {
+                metrics::counter!(SCHEDULER_FAILURES, "task" => "relay").increment(1);
                 tracing::warn!(error = %err, "relay pass failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Publishes the outbox's backlog and the relay's lag every few seconds. (Queue depths are
+/// published by the relay, which reads them on every pass.)
+async fn sampler(pool: PgPool) {
+    let mut every = tokio::time::interval(SAMPLE_EVERY);
+    loop {
+        every.tick().await;
+        let sampled = match pool.acquire().await {
+            Ok(mut conn) => outbox::backlog(&mut conn).await,
+            Err(err) => Err(err),
+        };
+        match sampled {
+            Ok((rows, oldest_secs)) => {
+                metrics::gauge!(OUTBOX_BACKLOG).set(rows as f64);
+                metrics::gauge!(RELAY_LAG).set(oldest_secs);
+            }
+            Err(err) => {
+                metrics::counter!(SCHEDULER_FAILURES, "task" => "sample").increment(1);
+                tracing::warn!(error = %err, "sampling the outbox failed");
             }
         }
     }
@@ -149,6 +192,7 @@ pub async fn run(
     options: SchedulerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    neighborbid_shared::metrics::install();
     let every_second = cron::Schedule::from_str("* * * * * *")?;
     let sweep_schedule = cron::Schedule::from_str(&options.sweep_schedule)?;
     let prune_schedule = cron::Schedule::from_str(&options.prune_schedule)?;
@@ -158,7 +202,8 @@ pub async fn run(
         tokio::spawn(closer(pool.clone(), redis.clone(), queue_prefix.clone(), close_wake.clone())),
         tokio::spawn(sweeper(pool.clone(), sweep_wake.clone(), options.sweep_grace_secs)),
         tokio::spawn(pruner(pool.clone(), prune_wake.clone(), options.retention)),
-        tokio::spawn(relay_loop(pool, redis, queue_prefix)),
+        tokio::spawn(relay_loop(pool.clone(), redis, queue_prefix)),
+        tokio::spawn(sampler(pool)),
     ];
     let suffix = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
     let (close_name, sweep_name, prune_name) =

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 use neighborbid_shared::config::Config;
-use neighborbid_shared::{db, health, shutdown, telemetry};
+use neighborbid_shared::{db, health, metrics, shutdown, telemetry};
 
 /// NeighborBid scheduler. Several replicas may run; PostgreSQL locks keep each task exactly-once.
 #[derive(Parser)]
@@ -16,6 +16,10 @@ async fn main() -> anyhow::Result<()> {
     let Cli {} = Cli::parse();
     let config = Config::from_env()?;
     let _telemetry = telemetry::init("neighborbid-scheduler", &config);
+    if let Some(addr) = config.metrics_addr {
+        let server = metrics::serve(addr).await.with_context(|| format!("failed to listen on METRICS_ADDR {addr}"))?;
+        tokio::spawn(server);
+    }
     let pool = db::connect(&config).context("failed to configure the database pool")?;
     let redis_client = redis::Client::open(config.redis_url.expose()).context("invalid REDIS_URL")?;
     // Closing auctions needs only PostgreSQL; the relay and event publishing wait for Redis by

@@ -61,6 +61,9 @@ pub struct Config {
     pub redis_url: Secret,
     /// `WEB_ADDR`: where `neighborbid-web` listens.
     pub web_addr: SocketAddr,
+    /// `METRICS_ADDR`: where the worker and the scheduler serve `GET /metrics`; none when unset
+    /// (the web serves it on `WEB_ADDR`).
+    pub metrics_addr: Option<SocketAddr>,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
     /// `SENTRY_DSN`: error tracking; off when empty.
@@ -179,6 +182,9 @@ impl Config {
             database_max_connections: parse(&lookup, "DATABASE_MAX_CONNECTIONS", 20)?,
             redis_url: required_in_production("REDIS_URL", DEFAULT_REDIS_URL)?,
             web_addr: parse(&lookup, "WEB_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            metrics_addr: lookup("METRICS_ADDR")
+                .map(|raw| raw.parse().map_err(|e| invalid("METRICS_ADDR", format!("{raw:?}: {e}"))))
+                .transpose()?,
             log_format: match lookup("LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,
@@ -295,6 +301,7 @@ mod tests {
         assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
         assert_eq!(config.redis_url.expose(), DEFAULT_REDIS_URL);
         assert_eq!(config.web_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.metrics_addr, None, "no metrics listener unless asked: workers on one host would collide");
         assert_eq!(config.session_ttl, Duration::from_secs(7 * 24 * 3600));
     }
 

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod jobs;
 pub mod ledger;
 pub mod media;
+pub mod metrics;
 pub mod money;
 pub mod notifications;
 pub mod outbox;

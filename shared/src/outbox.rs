@@ -41,3 +41,16 @@ pub async fn mark_relayed(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sq
     sqlx::query!("UPDATE outbox SET relayed_at = now() WHERE id = ANY($1)", ids).execute(conn).await?;
     Ok(())
 }
+
+/// How many outbox rows wait for the relay, and how long the oldest has waited (seconds; 0 when
+/// none): the relay's backlog and lag.
+pub async fn backlog(conn: &mut PgConnection) -> Result<(i64, f64), sqlx::Error> {
+    let row = sqlx::query!(
+        r#"SELECT count(*) AS "rows!",
+                  coalesce(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS "oldest_secs!"
+           FROM outbox WHERE relayed_at IS NULL"#
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok((row.rows, row.oldest_secs))
+}

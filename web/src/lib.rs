@@ -6,6 +6,7 @@ mod body_limit;
 pub mod client_ip;
 pub mod demo;
 mod health;
+mod http_metrics;
 pub mod live;
 mod media;
 pub mod state;
@@ -20,12 +21,14 @@ use sqlx::PgPool;
 
 use crate::body_limit::BodyLimit;
 use crate::client_ip::ResolveClientIp;
+use crate::http_metrics::HttpMetrics;
 use crate::state::AppState;
 
 /// The largest photo upload body: the 10 MiB file and room for the multipart framing around it.
 const UPLOAD_BODY_BYTES: usize = neighborbid_shared::photos::MAX_UPLOAD_BYTES as usize + 64 * 1024;
 
-/// The whole HTTP application: API, spec, Swagger UI and health checks.
+/// The whole HTTP application: API, spec, Swagger UI, health checks and `/metrics` (for Prometheus,
+/// outside the API and its spec; keep it off the public proxy).
 pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let api = api::service();
     let max_body_bytes = state.config.max_body_bytes;
@@ -39,9 +42,14 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         .at("/ws/auctions/:id", poem::get(live::watch_auction))
         .at("/ws/me", poem::get(live::watch_me))
         .at("/media/*path", poem::get(media::serve).head(media::serve))
+        .at("/metrics", poem::get(neighborbid_shared::metrics::endpoint))
         .with(BodyLimit { json: max_body_bytes, upload: UPLOAD_BODY_BYTES })
         .with(ResolveClientIp(trusted_proxies))
+        // A panicking handler answers 500 like any other failure of ours, instead of dropping the
+        // connection; the panic hook has reported it already.
+        .with(poem::middleware::CatchPanic::new().with_handler(api::error::panic_response))
         .with(poem::middleware::Tracing)
+        .with(HttpMetrics::new(api::document::path_templates()))
         .data(state)
         .catch_all_error(api::error::render_poem_error)
 }

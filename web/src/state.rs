@@ -41,6 +41,7 @@ impl AppState {
     /// Builds the state and starts the live-event hub; fails on a malformed `REDIS_URL` or unusable
     /// media settings. Call inside the Tokio runtime.
     pub fn new(config: Config, pool: PgPool) -> anyhow::Result<Self> {
+        neighborbid_shared::metrics::install();
         let media = MediaStore::open(&config).context("invalid media settings")?;
         let redis = redis::Client::open(config.redis_url.expose()).context("invalid REDIS_URL")?;
         let redis_conn = neighborbid_shared::health::redis_connection(&redis)?;

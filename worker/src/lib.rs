@@ -52,6 +52,7 @@ pub async fn run(
     options: WorkerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    neighborbid_shared::metrics::install();
     let ctx = job_context(config, pool, redis.clone())?;
     // A worker whose Redis stream failed (Redis restarting, a flushed job's payload missing) is
     // started again rather than leaving its queue unserved.

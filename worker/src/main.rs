@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use neighborbid_shared::config::Config;
 use neighborbid_shared::jobs::queues::{self, QUEUES, Queue};
-use neighborbid_shared::{db, health, shutdown, telemetry};
+use neighborbid_shared::{db, health, metrics, shutdown, telemetry};
 use neighborbid_worker::WorkerOptions;
 
 /// NeighborBid background worker. Run as many as you like, per queue: each takes jobs from the
@@ -65,6 +65,10 @@ async fn main() -> anyhow::Result<()> {
     if let Some(Command::Jobs { action }) = cli.command {
         let mut redis = redis_client.get_connection_manager().await.context("failed to connect to Redis")?;
         return jobs(&mut redis, &config.queue_prefix, action).await;
+    }
+    if let Some(addr) = config.metrics_addr {
+        let server = metrics::serve(addr).await.with_context(|| format!("failed to listen on METRICS_ADDR {addr}"))?;
+        tokio::spawn(server);
     }
     let pool = db::connect(&config).context("failed to configure the database pool")?;
     // A worker takes its jobs from Redis: it needs both.

@@ -13,6 +13,7 @@ use crate::events::{self, EventType, StoredEvent};
 use crate::ids::{AuctionId, HoldId, UserId};
 use crate::jobs::release_hold::ReleaseHold;
 use crate::jobs::settle_auction::SettleAuction;
+use crate::metrics::{AUCTIONS_ENDED, CLOSE_LAG};
 use crate::notifications::{self, NewNotification};
 use crate::outbox;
 
@@ -41,6 +42,8 @@ struct Ended {
     seller_id: UserId,
     winner_id: Option<UserId>,
     current_price: i64,
+    /// Seconds from `ends_at` to this closing.
+    lag_secs: f64,
 }
 
 /// Activates started auctions and closes up to `limit` ended ones, in one transaction.
@@ -71,7 +74,8 @@ pub async fn close_due(conn: &mut PgConnection, limit: i64) -> Result<Closed, sq
                         ORDER BY ends_at LIMIT $1 FOR UPDATE SKIP LOCKED)
            AND a.status = 'active' AND a.ends_at <= now()
          RETURNING a.id AS "id: AuctionId", a.status AS "status: Status", a.seller_id AS "seller_id: UserId",
-                   a.winner_id AS "winner_id: UserId", a.current_price"#,
+                   a.winner_id AS "winner_id: UserId", a.current_price,
+                   EXTRACT(EPOCH FROM a.ended_at - a.ends_at)::float8 AS "lag_secs!""#,
         limit,
     )
     .fetch_all(&mut *tx)
@@ -101,5 +105,10 @@ pub async fn close_due(conn: &mut PgConnection, limit: i64) -> Result<Closed, sq
         }
     }
     tx.commit().await?;
+    for auction in &ended {
+        metrics::histogram!(CLOSE_LAG).record(auction.lag_secs);
+    }
+    metrics::counter!(AUCTIONS_ENDED, "outcome" => "closed").increment(result.closed as u64);
+    metrics::counter!(AUCTIONS_ENDED, "outcome" => "unsold").increment(result.unsold as u64);
     Ok(result)
 }

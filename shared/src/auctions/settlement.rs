@@ -1,6 +1,7 @@
 //! Settlement: a closed auction's winner pays the seller; every other hold on it is released. The
 //! `settle_auction` job runs it.
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
@@ -11,6 +12,7 @@ use crate::ids::{AccountId, AuctionId, HoldId, UserId};
 use crate::jobs::release_hold::ReleaseHold;
 use crate::ledger::holds::{self, Ended};
 use crate::ledger::{FEES_ACCOUNT, LedgerError};
+use crate::metrics::SETTLEMENT_LAG;
 use crate::notifications::{self, NewNotification};
 use crate::outbox;
 use crate::talk::conversations;
@@ -34,6 +36,7 @@ struct Outcome {
     winner_id: Option<UserId>,
     leader_hold_id: Option<HoldId>,
     price: i64,
+    ended_at: Option<DateTime<Utc>>,
 }
 
 /// A closed auction to settle.
@@ -42,6 +45,8 @@ struct Sale {
     winner_id: UserId,
     winning_hold: HoldId,
     price: i64,
+    /// When it closed, for the settlement lag.
+    ended_at: Option<DateTime<Utc>>,
 }
 
 /// At most this many of one seller's closed auctions are settled in one transaction.
@@ -66,26 +71,26 @@ pub async fn settle_auction(
     let row = sqlx::query_as!(
         Outcome,
         r#"SELECT status AS "status: Status", seller_id AS "seller_id: UserId", winner_id AS "winner_id: UserId",
-                  leader_hold_id AS "leader_hold_id: HoldId", current_price AS price
+                  leader_hold_id AS "leader_hold_id: HoldId", current_price AS price, ended_at
            FROM auctions WHERE id = $1 FOR UPDATE"#,
         auction_id as AuctionId,
     )
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(Outcome { status, seller_id, winner_id, leader_hold_id, price }) = row else {
+    let Some(Outcome { status, seller_id, winner_id, leader_hold_id, price, ended_at }) = row else {
         tracing::warn!(auction.id = auction_id.0, "settlement for an auction that does not exist");
         return Ok(SettleOutcome::Missing);
     };
     let (Some(winner_id), Some(winning_hold), Status::Closed) = (winner_id, leader_hold_id, status) else {
         return Ok(SettleOutcome::NotClosed);
     };
-    let mut sales = vec![Sale { auction_id, winner_id, winning_hold, price }];
+    let mut sales = vec![Sale { auction_id, winner_id, winning_hold, price, ended_at }];
     // SKIP LOCKED: never wait for a second auction's lock, so two batches cannot wait on each other.
     sales.extend(
         sqlx::query_as!(
             Sale,
             r#"SELECT id AS "auction_id: AuctionId", winner_id AS "winner_id!: UserId",
-                      leader_hold_id AS "winning_hold!: HoldId", current_price AS price
+                      leader_hold_id AS "winning_hold!: HoldId", current_price AS price, ended_at
                FROM auctions
                WHERE seller_id = $1 AND status = 'closed' AND id <> $2
                  AND winner_id IS NOT NULL AND leader_hold_id IS NOT NULL
@@ -122,6 +127,10 @@ pub async fn settle_auction(
         }
     }
     tx.commit().await?;
+    let now = Utc::now();
+    for ended_at in sales.iter().filter_map(|sale| sale.ended_at) {
+        metrics::histogram!(SETTLEMENT_LAG).record((now - ended_at).as_seconds_f64());
+    }
     if sales.len() > 1 {
         tracing::info!(auction.id = auction_id.0, batch = sales.len(), "settled a batch of one seller's auctions");
     }

@@ -90,6 +90,16 @@ impl Depth {
     pub fn backlog(self) -> u64 {
         self.scheduled + self.active
     }
+
+    /// Publishes this depth of `queue` as the `neighborbid_queue_jobs` gauges.
+    pub fn record(self, queue: Queue) {
+        let name = queue.as_str();
+        for (state, jobs) in
+            [("scheduled", self.scheduled), ("active", self.active), ("inflight", self.inflight), ("dead", self.dead)]
+        {
+            metrics::gauge!(crate::metrics::QUEUE_JOBS, "queue" => name, "state" => state).set(jobs as f64);
+        }
+    }
 }
 
 /// The queue's depth, in two round trips.

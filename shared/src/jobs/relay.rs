@@ -17,6 +17,7 @@ use sqlx::{Connection, PgConnection};
 
 use super::registry::JOBS;
 use super::{Job, job_id, queues};
+use crate::metrics::RELAYED;
 use crate::outbox;
 
 /// At most this many jobs are pushed per queue per pass.
@@ -39,13 +40,16 @@ pub enum RelayError {
 pub async fn relay_once(db: &mut PgConnection, redis: &ConnectionManager, prefix: &str) -> Result<usize, RelayError> {
     let mut relayed = 0;
     for kind in JOBS {
-        let backlog = queues::depth(&mut redis.clone(), prefix, kind.queue())
+        let depth = queues::depth(&mut redis.clone(), prefix, kind.queue())
             .await
-            .map_err(|e| RelayError::Redis(e.to_string()))?
-            .backlog();
-        let room = MAX_BACKLOG.saturating_sub(backlog).min(BATCH as u64) as i64;
+            .map_err(|e| RelayError::Redis(e.to_string()))?;
+        // The relay reads every queue's depth anyway: publishing it costs no extra round trip.
+        depth.record(kind.queue());
+        let room = MAX_BACKLOG.saturating_sub(depth.backlog()).min(BATCH as u64) as i64;
         if room > 0 {
-            relayed += kind.relay(db, redis, prefix, room).await?;
+            let moved = kind.relay(db, redis, prefix, room).await?;
+            metrics::counter!(RELAYED, "queue" => kind.queue().as_str()).increment(moved as u64);
+            relayed += moved;
         }
     }
     Ok(relayed)

@@ -1,13 +1,14 @@
 //! Running jobs: the apalis worker for one kind of job, and the same work run in-process for tests.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apalis::layers::retry::backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
 use apalis::layers::retry::{BackoffRetryPolicy, HasherRng, RetryPolicy};
 use apalis::prelude::*;
 use sqlx::Connection;
 
-use super::{Job, JobContext, JobError, queues};
+use super::{Job, JobContext, JobError, Queue, job_id, queues};
+use crate::metrics::{JOB_DURATION, JOBS};
 use crate::outbox;
 
 /// How often idle workers look for new jobs (apalis otherwise polls only on its heartbeat).
@@ -38,18 +39,55 @@ pub fn register<J: Job>(monitor: Monitor, ctx: &JobContext, concurrency: usize) 
 }
 
 /// Runs one delivery of `job`: `Retry` errors go back to the retry layer and the queue, `Abandon`
-/// goes straight to the dead set.
+/// goes straight to the dead set. Every run is counted and timed by its outcome; a job given up for
+/// good is an error event carrying its queue and id as tags, so Sentry can group and find it.
 #[tracing::instrument(skip_all, fields(job = J::NAME, job.subject = job.subject()))]
 async fn handle<J: Job>(job: J, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+    let mut run = Run::start(J::QUEUE);
+    let id = job_id(&job);
     match job.run(&ctx).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            run.end("succeeded");
+            Ok(())
+        }
         Err(JobError::Retry(reason)) => {
+            run.end("retried");
             tracing::warn!(%reason, "job failed; it will be retried");
             Err(reason.into())
         }
         Err(JobError::Abandon(reason)) => {
-            tracing::error!(%reason, "job failed for good; it goes to the dead set");
+            run.end("abandoned");
+            tracing::error!(%reason, tags.queue = J::QUEUE.as_str(), tags.job_id = %id, "job failed for good; it goes to the dead set");
             Err(AbortError::new(reason).into())
+        }
+    }
+}
+
+/// One job run being measured. A run that never reaches [`Run::end`] was cut short: by a panic
+/// (`panicked`) or by the timeout or a shutdown dropping it (`cancelled`); dropping records that.
+struct Run {
+    queue: Queue,
+    started: Instant,
+    ended: bool,
+}
+
+impl Run {
+    fn start(queue: Queue) -> Self {
+        Self { queue, started: Instant::now(), ended: false }
+    }
+
+    fn end(&mut self, outcome: &'static str) {
+        self.ended = true;
+        let labels = [("queue", self.queue.as_str()), ("outcome", outcome)];
+        metrics::counter!(JOBS, &labels).increment(1);
+        metrics::histogram!(JOB_DURATION, &labels).record(self.started.elapsed());
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.end(if std::thread::panicking() { "panicked" } else { "cancelled" });
         }
     }
 }

@@ -28,5 +28,8 @@ pub async fn sweep(conn: &mut PgConnection, grace_secs: i32) -> Result<Swept, sq
         }
     }
     tx.commit().await?;
+    for (job, recorded) in &swept {
+        metrics::counter!(crate::metrics::SWEEP_RERECORDED, "job" => *job).increment(*recorded);
+    }
     Ok(swept)
 }

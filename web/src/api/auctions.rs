@@ -8,6 +8,7 @@ use neighborbid_shared::auctions::store::{self, Auction};
 use neighborbid_shared::auctions::{self as domain, AuctionError, watch};
 use neighborbid_shared::ids::{AuctionId, CategoryId, RegionId, UserId};
 use neighborbid_shared::media::MediaKey;
+use neighborbid_shared::metrics::BIDS;
 use neighborbid_shared::money::Krw;
 use neighborbid_shared::pagination::Cursor;
 use neighborbid_shared::validation::refuse_control_chars;
@@ -524,13 +525,18 @@ impl AuctionsApi {
         key: Header<Option<String>>,
         body: Json<BidRequest>,
     ) -> Result<PlacedBid, ApiError<BidErrors>> {
-        let amount = Krw::parse(body.amount, "amount")?;
-        let max_amount = body.max_amount.map(|max| Krw::parse(max, "max_amount")).transpose()?;
-        let mut receipt =
-            bidding::place_bid(&state.pool, AuctionId(id.0), auth.0.user.id, amount, max_amount, key.0.as_deref())
-                .await?;
-        state.hub.publish(&std::mem::take(&mut receipt.events));
-        Ok(PlacedBid::Created(Json(receipt.into())))
+        let placed = async {
+            let amount = Krw::parse(body.amount, "amount")?;
+            let max_amount = body.max_amount.map(|max| Krw::parse(max, "max_amount")).transpose()?;
+            let mut receipt =
+                bidding::place_bid(&state.pool, AuctionId(id.0), auth.0.user.id, amount, max_amount, key.0.as_deref())
+                    .await?;
+            state.hub.publish(&std::mem::take(&mut receipt.events));
+            Ok(PlacedBid::Created(Json(receipt.into())))
+        }
+        .await;
+        count_bid(&placed);
+        placed
     }
 
     /// Buy now at the buy-now price: the auction closes at once with you as the winner.
@@ -610,5 +616,14 @@ impl AuctionsApi {
             MyView::Watching => Filter { watcher_id: me, ..Filter::default() },
         };
         list_page(&state, filter, ListParams { sort: sort.0, cursor: cursor.0, limit: limit.0 }).await
+    }
+}
+
+/// Counts a bid's outcome: accepted, or refused with the error code as the reason (a fixed set).
+/// The accepted series is a static key: the hot path allocates nothing for it.
+fn count_bid<T>(placed: &Result<T, ApiError<BidErrors>>) {
+    match placed {
+        Ok(_) => metrics::counter!(BIDS, "outcome" => "accepted").increment(1),
+        Err(err) => metrics::counter!(BIDS, "outcome" => "refused", "reason" => err.code()).increment(1),
     }
 }

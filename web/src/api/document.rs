@@ -20,6 +20,18 @@ pub fn json() -> &'static str {
     &DOCUMENT
 }
 
+/// Every operation's path template, with the server's base path: `/api/v1/auctions/{id}/bids`.
+pub fn path_templates() -> Vec<String> {
+    let document: Value = serde_json::from_str(json()).expect("the document is JSON");
+    let base = document["servers"][0]["url"].as_str().unwrap_or_default();
+    document["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|paths| paths.keys())
+        .map(|path| format!("{base}{path}"))
+        .collect()
+}
+
 /// Swagger UI's page, with [`json`] embedded in place of poem-openapi's own document.
 pub fn swagger_ui_html() -> &'static str {
     static PAGE: LazyLock<String> = LazyLock::new(|| {

@@ -87,6 +87,11 @@ impl<E: ErrorSet> ApiError<E> {
         err
     }
 
+    /// The stable code the client gets, e.g. `bid_too_low`.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
     /// Adds structured context.
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = details;
@@ -210,6 +215,17 @@ fn retry_after_header() -> MetaHeader {
         deprecated: false,
         schema: <u64 as poem_openapi::types::Type>::schema_ref(),
     }
+}
+
+/// The answer to a request whose handler panicked: the panic itself is reported by the panic hook
+/// (standard error and, when configured, Sentry); the client gets the usual 500.
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send>) -> Response {
+    json_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "something went wrong on our side; please retry".into(),
+        Value::Null,
+    )
 }
 
 /// Renders any error that reached the top of the app in the JSON shape. Errors our handlers built

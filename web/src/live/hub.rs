@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use neighborbid_shared::events::{self, Published, Stream, Streamed};
+use neighborbid_shared::metrics::WS_EVENTS_DROPPED;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
@@ -73,6 +74,7 @@ impl Hub {
     /// Hands committed events to the publisher without waiting for Redis.
     pub fn publish<E: Streamed>(&self, events: &[E]) {
         if !events.is_empty() && self.publish.try_send(events.iter().map(Streamed::published).collect()).is_err() {
+            metrics::counter!(WS_EVENTS_DROPPED, "reason" => "publish_queue_full").increment(events.len() as u64);
             tracing::warn!("publish queue full; watchers will catch up from the database");
         }
     }
@@ -105,6 +107,7 @@ impl Hub {
             list.retain(|w| match w.tx.try_send(event.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
+                    metrics::counter!(WS_EVENTS_DROPPED, "reason" => "slow_consumer").increment(1);
                     tracing::info!(stream = ?event.stream, "watcher too slow; disconnecting it");
                     false
                 }

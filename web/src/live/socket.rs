@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use metrics::{Counter, Gauge};
 use neighborbid_shared::events::{self, Published, Stream};
 use neighborbid_shared::ids::{AuctionId, SessionId};
+use neighborbid_shared::metrics::{WS_CONNECTIONS, WS_EVENTS_SENT};
 use neighborbid_shared::users::{self, SessionToken};
 use poem::http::StatusCode;
 use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig, WebSocketStream};
@@ -90,7 +92,8 @@ pub async fn watch_auction(
         .config(socket_config())
         .on_upgrade(move |socket| async move {
             let _slot = slot;
-            serve(socket, Watched { hub, pool, stream: Stream::Auction(auction_id), session: None }, after_seq).await;
+            let watched = Watched::new(hub, pool, Stream::Auction(auction_id), None);
+            serve(socket, watched, after_seq).await;
         })
         .into_response())
 }
@@ -174,7 +177,7 @@ pub async fn watch_me(
         .config(socket_config())
         .on_upgrade(move |socket| async move {
             let _slot = slot;
-            let watched = Watched { hub, pool, stream: Stream::User(user.id), session: Some(session_id) };
+            let watched = Watched::new(hub, pool, Stream::User(user.id), Some(session_id));
             serve(socket, watched, after_seq).await;
         })
         .into_response())
@@ -206,6 +209,10 @@ struct Watched {
     stream: Stream,
     /// The session that opened a user's own stream: its logout closes the connection.
     session: Option<SessionId>,
+    /// Events sent, for this kind of stream.
+    sent: Counter,
+    /// Connections open, for this kind of stream.
+    open: Gauge,
 }
 
 /// The fields of a `session_revoked` event that matter here.
@@ -220,6 +227,22 @@ struct RevokedSession {
 }
 
 impl Watched {
+    fn new(hub: Arc<Hub>, pool: PgPool, stream: Stream, session: Option<SessionId>) -> Self {
+        // Literal labels: static keys, registered without allocating.
+        let (sent, open) = match stream {
+            Stream::Auction(_) => (
+                metrics::counter!(WS_EVENTS_SENT, "stream" => "auction"),
+                metrics::gauge!(WS_CONNECTIONS, "stream" => "auction"),
+            ),
+            Stream::User(_) => (
+                metrics::counter!(WS_EVENTS_SENT, "stream" => "user"),
+                metrics::gauge!(WS_CONNECTIONS, "stream" => "user"),
+            ),
+        };
+        open.increment(1);
+        Self { hub, pool, stream, session, sent, open }
+    }
+
     /// Whether `event` logs out the session this connection was opened with (`session_id: null`
     /// logs out every session of the user).
     fn revokes_this_session(&self, event: &Published) -> bool {
@@ -296,6 +319,14 @@ async fn serve(socket: WebSocketStream, watched: Watched, after_seq: i64) {
     }
 }
 
+/// Made when the connection is upgraded; however the connection ends, even by a panic, it stops
+/// counting as open.
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.open.decrement(1);
+    }
+}
+
 type Sink = futures::stream::SplitSink<WebSocketStream, Message>;
 
 async fn send(sink: &mut Sink, message: Message) -> Result<(), End> {
@@ -309,6 +340,7 @@ async fn send(sink: &mut Sink, message: Message) -> Result<(), End> {
 /// Sends one event; the event that logs out this connection's session is its last.
 async fn send_event(sink: &mut Sink, watched: &Watched, event: &Published) -> Result<(), End> {
     send(sink, Message::Text(event.text.clone())).await?;
+    watched.sent.increment(1);
     if watched.revokes_this_session(event) {
         return Err(End::Close(CloseCode::Policy, "session logged out"));
     }

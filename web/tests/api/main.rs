@@ -13,6 +13,7 @@ mod holds;
 mod hostile;
 mod limits;
 mod live;
+mod observability;
 mod photos;
 mod proxy;
 mod reference;
