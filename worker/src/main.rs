@@ -91,7 +91,7 @@ async fn jobs(
             let mut report = serde_json::Map::new();
             for queue in QUEUES {
                 let depth = queues::depth(redis, prefix, queue).await?;
-                let dead = queues::dead_jobs(redis, prefix, queue).await?;
+                let dead = queues::dead_jobs(redis, prefix, queue, usize::MAX).await?;
                 report.insert(queue.as_str().into(), serde_json::json!({ "depth": depth, "dead_jobs": dead }));
             }
             println!("{}", serde_json::to_string_pretty(&report)?);

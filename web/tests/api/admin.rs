@@ -1,0 +1,238 @@
+//! The operator endpoints behind `/ops`: queues, dead jobs, workers, closings and the last audit,
+//! against a real worker pool and a real SMTP server that refuses mail until told otherwise.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use neighborbid_shared::auctions::closing::close_due;
+use neighborbid_shared::config::Config;
+use neighborbid_shared::ids::AuctionId;
+use neighborbid_shared::jobs::queues::Queue;
+use neighborbid_shared::jobs::relay::relay_once;
+use neighborbid_shared::jobs::runner::run_recorded;
+use neighborbid_shared::jobs::settle_auction::SettleAuction;
+use neighborbid_testkit::db::end_now;
+use neighborbid_testkit::smtp::spawn_smtp_sink_with;
+use neighborbid_worker::WorkerOptions;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+
+use crate::helpers::{TestApp, assert_error, body};
+
+async fn operator(app: &TestApp, username: &str) -> String {
+    let token = app.user_token(username).await;
+    sqlx::query("UPDATE users SET is_admin = TRUE WHERE username = $1")
+        .bind(username)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    token
+}
+
+/// Polls `GET path` as `token` until `done` holds for the body (60 s at most).
+async fn wait_for(app: &TestApp, token: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let resp = app.get_as(token, path).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let found = body(resp).await;
+        if done(&found) {
+            return found;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{path} never got there: {found}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn email_queue(queues: &Value) -> &Value {
+    queues["queues"].as_array().unwrap().iter().find(|q| q["name"] == "email").unwrap()
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn operator_endpoints_refuse_anonymous_callers_and_other_users(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let user = app.user_token("minji").await;
+    let endpoints = [
+        (Method::GET, "/api/v1/admin/queues"),
+        (Method::GET, "/api/v1/admin/queues/email/dead"),
+        (Method::POST, "/api/v1/admin/queues/email/dead/send_email:1/retry"),
+        (Method::DELETE, "/api/v1/admin/queues/email/dead/send_email:1"),
+        (Method::GET, "/api/v1/admin/workers"),
+        (Method::GET, "/api/v1/admin/closings"),
+        (Method::GET, "/api/v1/admin/audit"),
+        (Method::GET, "/api/v1/admin/audit/last"),
+    ];
+    for (method, path) in endpoints {
+        let anonymous = app.request(method.clone(), path).send().await.unwrap();
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
+        let resp = app.request(method.clone(), path).bearer_auth(&user).send().await.unwrap();
+        assert_error(resp, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn unknown_queues_and_jobs_are_404s(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let ops = operator(&app, "ops").await;
+    assert_error(app.get_as(&ops, "/api/v1/admin/queues/mailbox/dead").await, StatusCode::NOT_FOUND, "queue_not_found")
+        .await;
+    for (method, path, code) in [
+        (Method::POST, "/api/v1/admin/queues/mailbox/dead/send_email:1/retry", "queue_not_found"),
+        (Method::DELETE, "/api/v1/admin/queues/mailbox/dead/send_email:1", "queue_not_found"),
+        (Method::POST, "/api/v1/admin/queues/email/dead/send_email:1/retry", "dead_job_not_found"),
+        (Method::DELETE, "/api/v1/admin/queues/email/dead/%3Cscript%3E", "dead_job_not_found"),
+    ] {
+        let resp = app.request(method, path).bearer_auth(&ops).send().await.unwrap();
+        assert_error(resp, StatusCode::NOT_FOUND, code).await;
+    }
+    let long = format!("/api/v1/admin/queues/email/dead/{}", "x".repeat(201));
+    let resp = app.request(Method::DELETE, &long).bearer_auth(&ops).send().await.unwrap();
+    assert_error(resp, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+    let empty = body(app.get_as(&ops, "/api/v1/admin/queues/email/dead").await).await;
+    assert_eq!(empty, json!({ "queue": "email", "total": 0, "items": [] }));
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn refused_emails_die_and_an_operator_retries_one_and_discards_the_other(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let ops = operator(&app, "ops").await;
+    let seller = app.user_token("seller").await;
+    let junho = app.user_token("junho").await;
+    app.deposit(&junho, 100_000).await;
+    // Two auctions on which junho outbids someone: two outbid emails, which the refusing server kills.
+    for outbid in ["minji", "dohyun"] {
+        let id = app.create_auction(&seller, json!({})).await["id"].as_i64().unwrap();
+        let token = app.user_token(outbid).await;
+        app.deposit(&token, 100_000).await;
+        assert_eq!(app.bid(&token, id, 10_000).await.status(), StatusCode::CREATED);
+        assert_eq!(app.bid(&junho, id, 11_000).await.status(), StatusCode::CREATED);
+    }
+    app.run_pending_releases().await;
+    relay_once(&mut app.pool.acquire().await.unwrap(), &app.jobs.redis, &app.jobs.prefix).await.unwrap();
+
+    let refuse = Arc::new(AtomicBool::new(true));
+    let (smtp_port, inbox) = spawn_smtp_sink_with(refuse.clone()).await.unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let env = [
+        ("QUEUE_PREFIX", app.jobs.prefix.clone()),
+        ("MAIL_URL", format!("smtp://127.0.0.1:{smtp_port}")),
+        ("MEDIA_DIR", app.media_dir.to_string_lossy().into_owned()),
+    ];
+    let config = Config::from_lookup(|name| {
+        env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).or_else(|| std::env::var(name).ok())
+    })
+    .unwrap();
+    let worker = tokio::spawn({
+        let (pool, redis) = (pool.clone(), app.jobs.redis.clone());
+        let options = WorkerOptions { queues: vec![Queue::Email], concurrency: 2 };
+        async move {
+            neighborbid_worker::run(&config, pool, redis, options, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        }
+    });
+
+    let queues = wait_for(&app, &ops, "/api/v1/admin/queues", |q| email_queue(q)["dead"] == 2).await;
+    assert_eq!(email_queue(&queues)["workers_alive"], 1);
+    let names: Vec<_> = queues["queues"].as_array().unwrap().iter().map(|q| q["name"].clone()).collect();
+    assert_eq!(names, ["release", "settlement", "email", "images"]);
+    assert_eq!(email_queue(&queues)["throughput"].as_array().unwrap().len(), 15);
+    let dead = body(app.get_as(&ops, "/api/v1/admin/queues/email/dead").await).await;
+    assert_eq!(dead["total"], 2);
+    let items = dead["items"].as_array().unwrap();
+    assert!(items.iter().all(|job| job["id"].as_str().unwrap().starts_with("send_email:")), "{dead}");
+    assert!(items.iter().all(|job| job["error"].as_str().unwrap().contains("550")), "{dead}");
+    assert!(items.iter().all(|job| job["payload"].as_str().unwrap().contains("notification_id")), "{dead}");
+
+    let workers = body(app.get_as(&ops, "/api/v1/admin/workers").await).await;
+    let email_workers: Vec<_> = workers["items"].as_array().unwrap().iter().filter(|w| w["queue"] == "email").collect();
+    assert_eq!(email_workers.len(), 1, "{workers}");
+    assert_eq!(email_workers[0]["alive"], true);
+    assert!(email_workers[0]["name"].as_str().unwrap().starts_with("email-"), "{workers}");
+
+    // The mail server takes mail again: the retried job is sent and counted as finished.
+    refuse.store(false, Ordering::SeqCst);
+    let (retried, discarded) = (items[0]["id"].as_str().unwrap(), items[1]["id"].as_str().unwrap());
+    let retry = format!("/api/v1/admin/queues/email/dead/{retried}/retry");
+    let resp = app.request(Method::POST, &retry).bearer_auth(&ops).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let queues = wait_for(&app, &ops, "/api/v1/admin/queues", |q| {
+        let finished: u64 =
+            email_queue(q)["throughput"].as_array().unwrap().iter().map(|m| m["finished"].as_u64().unwrap()).sum();
+        finished == 1
+    })
+    .await;
+    assert_eq!(email_queue(&queues)["dead"], 1);
+    assert_eq!(inbox.lock().unwrap().len(), 1);
+    let resp = app.request(Method::POST, &retry).bearer_auth(&ops).send().await.unwrap();
+    assert_error(resp, StatusCode::NOT_FOUND, "dead_job_not_found").await;
+
+    let discard = format!("/api/v1/admin/queues/email/dead/{discarded}");
+    let resp = app.request(Method::DELETE, &discard).bearer_auth(&ops).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let dead = body(app.get_as(&ops, "/api/v1/admin/queues/email/dead").await).await;
+    assert_eq!(dead["total"], 0);
+    let resp = app.request(Method::DELETE, &discard).bearer_auth(&ops).send().await.unwrap();
+    assert_error(resp, StatusCode::NOT_FOUND, "dead_job_not_found").await;
+    assert_eq!(inbox.lock().unwrap().len(), 1, "a discarded job never runs");
+
+    let _ = stop.send(());
+    worker.await.unwrap();
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn closings_show_what_ends_next_and_how_long_settlement_took(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let ops = operator(&app, "ops").await;
+    let (seller, minji) = (app.user_token("seller").await, app.user_token("minji").await);
+    app.deposit(&minji, 100_000).await;
+    let later = app.create_auction(&seller, json!({ "title": "Ends later" })).await["id"].as_i64().unwrap();
+    let sold = app.create_auction(&seller, json!({ "title": "<b>Sold</b>" })).await["id"].as_i64().unwrap();
+    assert_eq!(app.bid(&minji, sold, 10_000).await.status(), StatusCode::CREATED);
+    end_now(&app.pool, AuctionId(sold)).await.unwrap();
+
+    let closings = body(app.get_as(&ops, "/api/v1/admin/closings").await).await;
+    let soon: Vec<_> = closings["closing_soon"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect();
+    assert_eq!(soon, [sold, later], "the overdue auction first");
+    assert_eq!(closings["recently_closed"], json!([]));
+
+    close_due(&mut app.pool.acquire().await.unwrap(), 100).await.unwrap();
+    let closings = body(app.get_as(&ops, "/api/v1/admin/closings").await).await;
+    let ended = &closings["recently_closed"][0];
+    assert_eq!((ended["id"].as_i64(), &ended["status"]), (Some(sold), &json!("closed")));
+    assert!(ended["settled_at"].is_null() && ended["settlement_lag_ms"].is_null(), "{ended}");
+    assert!(ended["close_lag_ms"].as_i64().unwrap() >= 0, "{ended}");
+
+    run_recorded::<SettleAuction>(&app.jobs).await.unwrap();
+    let closings = body(app.get_as(&ops, "/api/v1/admin/closings").await).await;
+    let ended = &closings["recently_closed"][0];
+    assert_eq!(ended["status"], "settled");
+    assert_eq!(ended["title"], "<b>Sold</b>");
+    let lag = ended["settlement_lag_ms"].as_i64().unwrap();
+    assert!(lag >= ended["close_lag_ms"].as_i64().unwrap(), "settled after it closed: {ended}");
+    let soon: Vec<_> = closings["closing_soon"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect();
+    assert_eq!(soon, [later]);
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn the_last_audit_is_kept_until_the_next(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let ops = operator(&app, "ops").await;
+    assert_error(app.get_as(&ops, "/api/v1/admin/audit/last").await, StatusCode::NOT_FOUND, "audit_not_run").await;
+    let first = body(app.get_as(&ops, "/api/v1/admin/audit").await).await;
+    let last = body(app.get_as(&ops, "/api/v1/admin/audit/last").await).await;
+    assert_eq!(last, first);
+    // A tampered balance: the next audit replaces the clean one.
+    app.deposit(&ops, 5_000).await;
+    sqlx::query("UPDATE accounts SET balance = balance + 1 WHERE kind = 'available'").execute(&app.pool).await.unwrap();
+    let second = body(app.get_as(&ops, "/api/v1/admin/audit").await).await;
+    assert_eq!(second["ok"], false);
+    let last = body(app.get_as(&ops, "/api/v1/admin/audit/last").await).await;
+    assert_eq!(last, second);
+    assert_ne!(last["checked_at"], first["checked_at"]);
+}
