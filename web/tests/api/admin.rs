@@ -236,3 +236,25 @@ async fn the_last_audit_is_kept_until_the_next(pool: PgPool) {
     assert_eq!(last, second);
     assert_ne!(last["checked_at"], first["checked_at"]);
 }
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn the_console_page_is_served_with_a_strict_content_security_policy(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    for (path, content_type) in [
+        ("/ops", "text/html; charset=utf-8"),
+        ("/ops/console.js", "text/javascript; charset=utf-8"),
+        ("/ops/console.css", "text/css; charset=utf-8"),
+    ] {
+        let resp = app.get(path).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let header = |name: &str| resp.headers()[name].to_str().unwrap().to_owned();
+        assert_eq!(header("content-type"), content_type);
+        let csp = header("content-security-policy");
+        assert!(csp.starts_with("default-src 'none'; script-src 'self';"), "{csp}");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+    }
+    // The page's data comes from the API, which only an operator's token opens: the page itself is public.
+    let page = app.get("/ops").await.text().await.unwrap();
+    assert!(page.contains(r#"<script src="/ops/console.js" defer></script>"#), "{page}");
+    assert!(!page.contains("<script>"), "no inline script: the CSP would refuse it");
+}
