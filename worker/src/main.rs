@@ -96,14 +96,13 @@ async fn jobs(
             }
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        Some(JobAction::Retry { queue, id }) => {
-            anyhow::ensure!(
-                queues::retry_dead(redis, prefix, queue, &id).await?,
-                "no dead job {id} in {}",
-                queue.as_str()
-            );
-            println!("job {id} is back on the {} queue", queue.as_str());
-        }
+        Some(JobAction::Retry { queue, id }) => match queues::retry_dead(redis, prefix, queue, &id).await? {
+            queues::Retry::Retried => println!("job {id} is back on the {} queue", queue.as_str()),
+            queues::Retry::NotDead => anyhow::bail!("no dead job {id} in {}", queue.as_str()),
+            queues::Retry::PayloadMissing => {
+                anyhow::bail!("dead job {id} lost its payload and cannot run again; discard it")
+            }
+        },
         Some(JobAction::Discard { queue, id }) => {
             anyhow::ensure!(
                 queues::discard_dead(redis, prefix, queue, &id).await?,

@@ -155,27 +155,49 @@ pub async fn dead_jobs(
         .collect())
 }
 
-/// Puts a dead job back on its queue with its attempts reset; false when no such dead job exists.
+/// What retrying a dead job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Back on its queue, its attempts reset.
+    Retried,
+    /// No dead job of that id on that queue.
+    NotDead,
+    /// Its payload is gone from Redis: a worker fetching it would fail, so it stays dead (discard
+    /// it; the sweep records the work again if it is still due).
+    PayloadMissing,
+}
+
+/// Puts a dead job back on its queue with its attempts reset, in one atomic step.
 pub async fn retry_dead(
     conn: &mut ConnectionManager,
     prefix: &str,
     queue: Queue,
     id: &str,
-) -> redis::RedisResult<bool> {
+) -> redis::RedisResult<Retry> {
+    const SCRIPT: &str = r#"
+        if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
+        if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 2 end
+        redis.call('SREM', KEYS[1], ARGV[1])
+        redis.call('HSET', KEYS[3], 'status', 'Pending', 'attempts', '0')
+        redis.call('HDEL', KEYS[3], 'result', 'done_at')
+        redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[1])
+        return 1"#;
     let q = queue.key(prefix);
-    let removed: u32 = conn.srem(format!("{q}:dead"), id).await?;
-    if removed == 0 {
-        return Ok(false);
-    }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    redis::pipe()
-        .atomic()
-        .hset_multiple(format!("{q}:meta:{id}"), &[("status", "Pending"), ("attempts", "0")])
-        .hdel(format!("{q}:meta:{id}"), &["result", "done_at"])
-        .zadd(format!("{q}:scheduled"), id, now)
-        .query_async::<()>(conn)
+    let outcome: u8 = redis::Script::new(SCRIPT)
+        .key(format!("{q}:dead"))
+        .key(format!("{q}:data"))
+        .key(format!("{q}:meta:{id}"))
+        .key(format!("{q}:scheduled"))
+        .arg(id)
+        .arg(now)
+        .invoke_async(conn)
         .await?;
-    Ok(true)
+    Ok(match outcome {
+        1 => Retry::Retried,
+        2 => Retry::PayloadMissing,
+        _ => Retry::NotDead,
+    })
 }
 
 /// Deletes a dead job; false when no such dead job exists.

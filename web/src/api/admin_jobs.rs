@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use neighborbid_shared::jobs::monitor;
-use neighborbid_shared::jobs::queues::{self, QUEUES, Queue};
+use neighborbid_shared::jobs::queues::{self, QUEUES, Queue, Retry};
 use poem::http::StatusCode;
 use poem::web::Data;
 use poem_openapi::param::Path;
@@ -50,6 +50,7 @@ error_set!(
         401 => "missing, invalid, expired or revoked token",
         403 => "`forbidden`: the caller is not an operator",
         404 => "`queue_not_found`, or `dead_job_not_found`: no dead job of that id on that queue (retried or discarded already?)",
+        409 => "`payload_missing` (retry only): the job's payload is gone from Redis, so it cannot run again; discard it",
         429 => "`rate_limited`: too many writes by this user; see `Retry-After`",
         503 => "`queues_unavailable`: Redis does not answer (or the database, which checks the token, does not)",
     }
@@ -241,11 +242,16 @@ impl AdminJobsApi {
         let queue = Queue::parse(&queue.0).ok_or_else(queue_not_found)?;
         let mut redis = state.redis_conn.clone();
         match queues::retry_dead(&mut redis, &state.config.queue_prefix, queue, &id.0).await.map_err(redis_down)? {
-            true => {
+            Retry::Retried => {
                 tracing::info!(queue = queue.as_str(), job.id = %id.0, user.id = auth.0.user.id.0, "dead job retried");
                 Ok(Done::NoContent)
             }
-            false => Err(no_dead_job()),
+            Retry::NotDead => Err(no_dead_job()),
+            Retry::PayloadMissing => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "payload_missing",
+                "the job's payload is gone from Redis, so it cannot run again; discard it",
+            )),
         }
     }
 

@@ -172,6 +172,26 @@ async fn refused_emails_die_and_an_operator_retries_one_and_discards_the_other(p
     let resp = app.request(Method::POST, &retry).bearer_auth(&ops).send().await.unwrap();
     assert_error(resp, StatusCode::NOT_FOUND, "dead_job_not_found").await;
 
+    // A dead job whose payload Redis lost cannot run again: it stays dead until discarded.
+    redis::cmd("HDEL")
+        .arg(format!("{}:email:data", app.jobs.prefix))
+        .arg(discarded)
+        .query_async::<()>(&mut app.jobs.redis.clone())
+        .await
+        .unwrap();
+    let resp = app
+        .request(Method::POST, &format!("/api/v1/admin/queues/email/dead/{discarded}/retry"))
+        .bearer_auth(&ops)
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::CONFLICT, "payload_missing").await;
+    let dead = body(app.get_as(&ops, "/api/v1/admin/queues/email/dead").await).await;
+    assert_eq!(
+        (&dead["total"], &dead["items"][0]["id"], &dead["items"][0]["payload"]),
+        (&json!(1), &json!(discarded), &Value::Null)
+    );
+
     let discard = format!("/api/v1/admin/queues/email/dead/{discarded}");
     let resp = app.request(Method::DELETE, &discard).bearer_auth(&ops).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);

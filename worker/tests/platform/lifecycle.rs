@@ -190,7 +190,10 @@ async fn a_refused_email_goes_to_the_dead_set_and_an_operator_can_retry_it(pool:
 
     refuse.store(false, Ordering::SeqCst);
     for job in &dead {
-        assert!(queues::retry_dead(&mut platform.redis, &platform.prefix, Queue::Email, &job.id).await.unwrap());
+        assert_eq!(
+            queues::retry_dead(&mut platform.redis, &platform.prefix, Queue::Email, &job.id).await.unwrap(),
+            queues::Retry::Retried
+        );
     }
     let started = std::time::Instant::now();
     while platform.inbox.lock().unwrap().len() < dead.len() {
