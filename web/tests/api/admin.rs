@@ -51,6 +51,39 @@ fn email_queue(queues: &Value) -> &Value {
     queues["queues"].as_array().unwrap().iter().find(|q| q["name"] == "email").unwrap()
 }
 
+/// Starts a real worker pool on the email queue of `app`'s Redis namespace, sending to `smtp_port`.
+fn start_email_worker(app: &TestApp, smtp_port: u16) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let env = [
+        ("QUEUE_PREFIX", app.jobs.prefix.clone()),
+        ("MAIL_URL", format!("smtp://127.0.0.1:{smtp_port}")),
+        ("MEDIA_DIR", app.media_dir.to_string_lossy().into_owned()),
+    ];
+    let config = Config::from_lookup(|name| {
+        env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).or_else(|| std::env::var(name).ok())
+    })
+    .unwrap();
+    let (pool, redis) = (app.pool.clone(), app.jobs.redis.clone());
+    let options = WorkerOptions { queues: vec![Queue::Email], concurrency: 2 };
+    let worker = tokio::spawn(async move {
+        neighborbid_worker::run(&config, pool, redis, options, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (stop, worker)
+}
+
+/// `junho` outbids `outbid` on a new auction: the release it records will email `outbid`.
+async fn outbid_email(app: &TestApp, seller: &str, junho: &str, outbid: &str) {
+    let id = app.create_auction(seller, json!({})).await["id"].as_i64().unwrap();
+    let token = app.user_token(outbid).await;
+    app.deposit(&token, 100_000).await;
+    assert_eq!(app.bid(&token, id, 10_000).await.status(), StatusCode::CREATED);
+    assert_eq!(app.bid(junho, id, 11_000).await.status(), StatusCode::CREATED);
+}
+
 #[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn operator_endpoints_refuse_anonymous_callers_and_other_users(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
@@ -104,38 +137,14 @@ async fn refused_emails_die_and_an_operator_retries_one_and_discards_the_other(p
     app.deposit(&junho, 100_000).await;
     // Two auctions on which junho outbids someone: two outbid emails, which the refusing server kills.
     for outbid in ["minji", "dohyun"] {
-        let id = app.create_auction(&seller, json!({})).await["id"].as_i64().unwrap();
-        let token = app.user_token(outbid).await;
-        app.deposit(&token, 100_000).await;
-        assert_eq!(app.bid(&token, id, 10_000).await.status(), StatusCode::CREATED);
-        assert_eq!(app.bid(&junho, id, 11_000).await.status(), StatusCode::CREATED);
+        outbid_email(&app, &seller, &junho, outbid).await;
     }
     app.run_pending_releases().await;
     relay_once(&mut app.pool.acquire().await.unwrap(), &app.jobs.redis, &app.jobs.prefix).await.unwrap();
 
     let refuse = Arc::new(AtomicBool::new(true));
     let (smtp_port, inbox) = spawn_smtp_sink_with(refuse.clone()).await.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let env = [
-        ("QUEUE_PREFIX", app.jobs.prefix.clone()),
-        ("MAIL_URL", format!("smtp://127.0.0.1:{smtp_port}")),
-        ("MEDIA_DIR", app.media_dir.to_string_lossy().into_owned()),
-    ];
-    let config = Config::from_lookup(|name| {
-        env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).or_else(|| std::env::var(name).ok())
-    })
-    .unwrap();
-    let worker = tokio::spawn({
-        let (pool, redis) = (pool.clone(), app.jobs.redis.clone());
-        let options = WorkerOptions { queues: vec![Queue::Email], concurrency: 2 };
-        async move {
-            neighborbid_worker::run(&config, pool, redis, options, async move {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        }
-    });
+    let (stop, worker) = start_email_worker(&app, smtp_port);
 
     let queues = wait_for(&app, &ops, "/api/v1/admin/queues", |q| email_queue(q)["dead"] == 2).await;
     assert_eq!(email_queue(&queues)["workers_alive"], 1);
@@ -277,4 +286,34 @@ async fn the_console_page_is_served_with_a_strict_content_security_policy(pool: 
     let page = app.get("/ops").await.text().await.unwrap();
     assert!(page.contains(r#"<script src="/ops/console.js" defer></script>"#), "{page}");
     assert!(!page.contains("<script>"), "no inline script: the CSP would refuse it");
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn a_job_being_run_counts_in_flight_for_its_queue_and_its_worker(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let ops = operator(&app, "ops").await;
+    let (seller, junho) = (app.user_token("seller").await, app.user_token("junho").await);
+    app.deposit(&junho, 100_000).await;
+    outbid_email(&app, &seller, &junho, "minji").await;
+    app.run_pending_releases().await;
+    relay_once(&mut app.pool.acquire().await.unwrap(), &app.jobs.redis, &app.jobs.prefix).await.unwrap();
+    // A mail server that accepts connections and never greets: the send waits (up to lettre's
+    // timeout), with the job in flight meanwhile.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            connections.push(socket);
+        }
+    });
+    let (stop, worker) = start_email_worker(&app, port);
+    let queues = wait_for(&app, &ops, "/api/v1/admin/queues", |q| email_queue(q)["inflight"] == 1).await;
+    assert_eq!(email_queue(&queues)["dead"], 0);
+    let workers = body(app.get_as(&ops, "/api/v1/admin/workers").await).await;
+    let inflight: Vec<_> = workers["items"].as_array().unwrap().iter().map(|w| w["inflight"].clone()).collect();
+    assert_eq!(inflight, [json!(1)], "{workers}");
+    let _ = stop.send(());
+    held.abort();
+    worker.await.unwrap();
 }
