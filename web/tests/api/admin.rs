@@ -317,3 +317,21 @@ async fn a_job_being_run_counts_in_flight_for_its_queue_and_its_worker(pool: PgP
     held.abort();
     worker.await.unwrap();
 }
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn without_redis_the_queue_endpoints_are_503_and_the_rest_still_answer(pool: PgPool) {
+    let app = TestApp::spawn_with(pool, &[("REDIS_URL", "redis://127.0.0.1:1")]).await;
+    let ops = operator(&app, "ops").await;
+    for path in ["/api/v1/admin/queues", "/api/v1/admin/queues/email/dead", "/api/v1/admin/workers"] {
+        assert_error(app.get_as(&ops, path).await, StatusCode::SERVICE_UNAVAILABLE, "queues_unavailable").await;
+    }
+    let resp = app
+        .request(Method::POST, "/api/v1/admin/queues/email/dead/send_email:1/retry")
+        .bearer_auth(&ops)
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::SERVICE_UNAVAILABLE, "queues_unavailable").await;
+    assert_eq!(app.get_as(&ops, "/api/v1/admin/closings").await.status(), StatusCode::OK);
+    assert_eq!(app.get_as(&ops, "/api/v1/admin/audit").await.status(), StatusCode::OK);
+}
