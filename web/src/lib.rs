@@ -4,6 +4,7 @@
 pub mod api;
 mod body_limit;
 pub mod client_ip;
+mod console;
 pub mod demo;
 mod health;
 mod http_metrics;
@@ -27,8 +28,8 @@ use crate::state::AppState;
 /// The largest photo upload body: the 10 MiB file and room for the multipart framing around it.
 const UPLOAD_BODY_BYTES: usize = neighborbid_shared::photos::MAX_UPLOAD_BYTES as usize + 64 * 1024;
 
-/// The whole HTTP application: API, spec, Swagger UI, health checks and `/metrics` (for Prometheus,
-/// outside the API and its spec; keep it off the public proxy).
+/// The whole HTTP application: API, spec, Swagger UI, health checks, the operator console and
+/// `/metrics` (for Prometheus, outside the API and its spec; keep it off the public proxy).
 pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let api = api::service();
     let max_body_bytes = state.config.max_body_bytes;
@@ -43,6 +44,9 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         .at("/ws/me", poem::get(live::watch_me))
         .at("/media/*path", poem::get(media::serve).head(media::serve))
         .at("/metrics", poem::get(neighborbid_shared::metrics::endpoint))
+        .at("/ops", poem::get(console::page))
+        .at("/ops/console.js", poem::get(console::script))
+        .at("/ops/console.css", poem::get(console::style))
         .with(BodyLimit { json: max_body_bytes, upload: UPLOAD_BODY_BYTES })
         .with(ResolveClientIp(trusted_proxies))
         // A panicking handler answers 500 like any other failure of ours, instead of dropping the

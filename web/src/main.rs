@@ -85,6 +85,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Audit => {
             let mut conn = pool.acquire().await.context("failed to connect to the database")?;
             let report = neighborbid_shared::ledger::audit::audit(&mut conn).await.context("audit failed")?;
+            // Kept as the last audit, which the operator console shows.
+            neighborbid_shared::ledger::audit::record_last(&mut conn, &report)
+                .await
+                .context("failed to keep the audit's result")?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if !report.ok {
                 std::process::exit(1);

@@ -95,19 +95,18 @@ async fn jobs(
             let mut report = serde_json::Map::new();
             for queue in QUEUES {
                 let depth = queues::depth(redis, prefix, queue).await?;
-                let dead = queues::dead_jobs(redis, prefix, queue).await?;
+                let dead = queues::dead_jobs(redis, prefix, queue, usize::MAX).await?;
                 report.insert(queue.as_str().into(), serde_json::json!({ "depth": depth, "dead_jobs": dead }));
             }
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        Some(JobAction::Retry { queue, id }) => {
-            anyhow::ensure!(
-                queues::retry_dead(redis, prefix, queue, &id).await?,
-                "no dead job {id} in {}",
-                queue.as_str()
-            );
-            println!("job {id} is back on the {} queue", queue.as_str());
-        }
+        Some(JobAction::Retry { queue, id }) => match queues::retry_dead(redis, prefix, queue, &id).await? {
+            queues::Retry::Retried => println!("job {id} is back on the {} queue", queue.as_str()),
+            queues::Retry::NotDead => anyhow::bail!("no dead job {id} in {}", queue.as_str()),
+            queues::Retry::PayloadMissing => {
+                anyhow::bail!("dead job {id} lost its payload and cannot run again; discard it")
+            }
+        },
         Some(JobAction::Discard { queue, id }) => {
             anyhow::ensure!(
                 queues::discard_dead(redis, prefix, queue, &id).await?,

@@ -3,6 +3,7 @@
 pub mod bidding;
 pub mod closing;
 pub mod listing;
+pub mod monitor;
 pub mod new;
 pub mod release;
 pub mod rules;

@@ -10,6 +10,7 @@
 //! (`auctions::settlement`, `auctions::release`, `notifications`), whoever calls it; the job is
 //! the thin, retry-aware wrapper that loads nothing but ids.
 
+pub mod monitor;
 pub mod process_photo;
 pub mod queues;
 pub mod registry;

@@ -3,7 +3,9 @@
 //! Each queue is an apalis-redis storage named `{QUEUE_PREFIX}:{queue}` (explicit names: apalis
 //! would otherwise name a queue after a Rust type path). Key layout per queue `q`, as apalis-redis
 //! 1.0 writes it: `{q}:scheduled` (every push lands here first), `{q}:active`, `{q}:inflight:{worker}`,
-//! `{q}:done`, `{q}:dead`, `{q}:data`, `{q}:meta:{id}`.
+//! `{q}:done`, `{q}:dead`, `{q}:data`, `{q}:meta:{id}`, and `{q}:workers` (worker names scored by their
+//! last heartbeat, in Unix seconds). Ours: `{q}:finished:{minute}` counts the jobs the vacuum found
+//! finished in that minute (see [`super::monitor`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -50,10 +52,10 @@ impl Queue {
     }
 }
 
-/// How long without a heartbeat before a worker counts as dead and its jobs are handed out again:
-/// 5 s × 2, so a killed worker's jobs come back within ~10 s.
+/// How often a worker beats; 5 s × [`MISSED_HEARTBEATS`] without one and it counts as dead and its
+/// jobs are handed out again, so a killed worker's jobs come back within ~10 s.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
-const MISSED_HEARTBEATS: usize = 2;
+pub const MISSED_HEARTBEATS: usize = 2;
 
 /// The storage of one queue, for pushing.
 pub fn storage<T>(conn: ConnectionManager, prefix: &str, queue: Queue) -> RedisStorage<T> {
@@ -114,8 +116,8 @@ pub async fn depth(conn: &mut ConnectionManager, prefix: &str, queue: Queue) -> 
         .await?;
     let mut pipe = redis::pipe();
     for worker in &workers {
-        // Members are the workers' inflight set keys.
-        pipe.scard(worker);
+        // Members are worker names; each worker's fetched jobs are in its own inflight set.
+        pipe.scard(inflight_key(&q, worker));
     }
     let inflight: Vec<u64> = if workers.is_empty() { Vec::new() } else { pipe.query_async(conn).await? };
     Ok(Depth { scheduled, active, inflight: inflight.iter().sum(), dead })
@@ -134,40 +136,85 @@ pub struct DeadJob {
     pub error: Option<String>,
 }
 
-/// The dead jobs of a queue.
-pub async fn dead_jobs(conn: &mut ConnectionManager, prefix: &str, queue: Queue) -> redis::RedisResult<Vec<DeadJob>> {
-    let q = queue.key(prefix);
-    let ids: Vec<String> = conn.smembers(format!("{q}:dead")).await?;
-    let mut jobs = Vec::with_capacity(ids.len());
-    for id in ids {
-        let meta: HashMap<String, String> = conn.hgetall(format!("{q}:meta:{id}")).await?;
-        let payload: Option<String> = conn.hget(format!("{q}:data"), &id).await?;
-        jobs.push(DeadJob { payload, attempts: meta.get("attempts").cloned(), error: meta.get("result").cloned(), id });
-    }
-    Ok(jobs)
+/// The set of jobs worker `name` of queue key `q` has fetched and not finished.
+pub(super) fn inflight_key(q: &str, name: &str) -> String {
+    format!("{q}:inflight:{name}")
 }
 
-/// Puts a dead job back on its queue with its attempts reset; false when no such dead job exists.
+/// The dead jobs of a queue, at most `limit` of them, by id.
+pub async fn dead_jobs(
+    conn: &mut ConnectionManager,
+    prefix: &str,
+    queue: Queue,
+    limit: usize,
+) -> redis::RedisResult<Vec<DeadJob>> {
+    let q = queue.key(prefix);
+    let mut ids: Vec<String> = conn.smembers(format!("{q}:dead")).await?;
+    ids.sort_unstable();
+    ids.truncate(limit);
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for id in &ids {
+        pipe.hgetall(format!("{q}:meta:{id}")).hget(format!("{q}:data"), id);
+    }
+    let found: Vec<(HashMap<String, String>, Option<String>)> = pipe.query_async(conn).await?;
+    Ok(ids
+        .into_iter()
+        .zip(found)
+        .map(|(id, (meta, payload))| DeadJob {
+            payload,
+            attempts: meta.get("attempts").cloned(),
+            error: meta.get("result").cloned(),
+            id,
+        })
+        .collect())
+}
+
+/// What retrying a dead job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Back on its queue, its attempts reset.
+    Retried,
+    /// No dead job of that id on that queue.
+    NotDead,
+    /// Its payload is gone from Redis: a worker fetching it would fail, so it stays dead (discard
+    /// it; the sweep records the work again if it is still due).
+    PayloadMissing,
+}
+
+/// Puts a dead job back on its queue with its attempts reset, in one atomic step.
 pub async fn retry_dead(
     conn: &mut ConnectionManager,
     prefix: &str,
     queue: Queue,
     id: &str,
-) -> redis::RedisResult<bool> {
+) -> redis::RedisResult<Retry> {
+    const SCRIPT: &str = r#"
+        if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
+        if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 2 end
+        redis.call('SREM', KEYS[1], ARGV[1])
+        redis.call('HSET', KEYS[3], 'status', 'Pending', 'attempts', '0')
+        redis.call('HDEL', KEYS[3], 'result', 'done_at')
+        redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[1])
+        return 1"#;
     let q = queue.key(prefix);
-    let removed: u32 = conn.srem(format!("{q}:dead"), id).await?;
-    if removed == 0 {
-        return Ok(false);
-    }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    redis::pipe()
-        .atomic()
-        .hset_multiple(format!("{q}:meta:{id}"), &[("status", "Pending"), ("attempts", "0")])
-        .hdel(format!("{q}:meta:{id}"), &["result", "done_at"])
-        .zadd(format!("{q}:scheduled"), id, now)
-        .query_async::<()>(conn)
+    let outcome: u8 = redis::Script::new(SCRIPT)
+        .key(format!("{q}:dead"))
+        .key(format!("{q}:data"))
+        .key(format!("{q}:meta:{id}"))
+        .key(format!("{q}:scheduled"))
+        .arg(id)
+        .arg(now)
+        .invoke_async(conn)
         .await?;
-    Ok(true)
+    Ok(match outcome {
+        1 => Retry::Retried,
+        2 => Retry::PayloadMissing,
+        _ => Retry::NotDead,
+    })
 }
 
 /// Deletes a dead job; false when no such dead job exists.
@@ -188,7 +235,9 @@ pub async fn discard_dead(
     Ok(removed == 1)
 }
 
-/// Removes finished jobs (their ids, payloads and metadata), 500 per round trip. apalis-redis's own
+/// Removes finished jobs (their ids, payloads and metadata), 500 per round trip, and counts them in
+/// the current minute's throughput counter ([`super::monitor::throughput`]). Each id is popped by
+/// one vacuum only, so workers vacuuming the same queue never count a job twice. apalis-redis's own
 /// vacuum also deletes the payloads of jobs waiting for a retry, which then kill the worker that
 /// fetches them, so it is not used.
 pub async fn vacuum_done(conn: &mut ConnectionManager, prefix: &str, queue: Queue) -> redis::RedisResult<u64> {
@@ -198,16 +247,23 @@ pub async fn vacuum_done(conn: &mut ConnectionManager, prefix: &str, queue: Queu
           redis.call('HDEL', KEYS[2], id)
           redis.call('DEL', KEYS[3] .. ':' .. id)
         end
+        if #ids > 0 then
+          redis.call('INCRBY', KEYS[4], #ids)
+          redis.call('EXPIRE', KEYS[4], tonumber(ARGV[2]))
+        end
         return #ids"#;
     let q = queue.key(prefix);
     let script = redis::Script::new(SCRIPT);
     let mut total = 0;
     loop {
+        let minute = super::monitor::current_minute();
         let removed: u64 = script
             .key(format!("{q}:done"))
             .key(format!("{q}:data"))
             .key(format!("{q}:meta"))
+            .key(super::monitor::finished_key(&q, minute))
             .arg(500)
+            .arg(super::monitor::FINISHED_TTL_SECS)
             .invoke_async(conn)
             .await?;
         total += removed;

@@ -1,17 +1,19 @@
 //! The ledger audit: re-derives every balance from the transfers and checks each invariant exactly.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{Connection, PgConnection};
 
 use crate::ids::{AccountId, HoldId, UserId};
 
 /// One broken invariant.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Violation {
     /// Which invariant: `balance_mismatch`, `held_mismatch`, `money_not_conserved`,
     /// `hold_transfers_mismatch`, `hold_ended_twice` or `negative_balance`.
-    pub kind: &'static str,
+    pub kind: Cow<'static, str>,
     /// What was found, for people.
     pub message: String,
     /// The account concerned, if any.
@@ -24,7 +26,7 @@ pub struct Violation {
 
 /// Where the money is. Lifetime sums grow without bound (deposit and withdraw in a loop), so they are
 /// `i128`, summed as `numeric` in PostgreSQL; balances are bounded by the wallet's total and fit `i64`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Totals {
     /// Every deposit ever.
     pub deposits: i128,
@@ -43,7 +45,7 @@ pub struct Totals {
 }
 
 /// The audit's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditReport {
     /// No violation found.
     pub ok: bool,
@@ -68,7 +70,7 @@ struct HoldTally {
 }
 
 fn violation(kind: &'static str, message: String) -> Violation {
-    Violation { kind, message, account_id: None, user_id: None, hold_id: None }
+    Violation { kind: Cow::Borrowed(kind), message, account_id: None, user_id: None, hold_id: None }
 }
 
 /// Checks, on one consistent snapshot: each cached balance equals its transfers; each user's held
@@ -212,4 +214,30 @@ pub async fn audit(conn: &mut PgConnection) -> Result<AuditReport, sqlx::Error> 
         totals: Totals { deposits, withdrawals, available, held, fees, open_holds, transfers },
         checked_at: Utc::now(),
     })
+}
+
+/// Keeps `report` as the last audit (the operator console shows it), unless a later one is kept
+/// already: two audits finishing out of order leave the later snapshot.
+pub async fn record_last(conn: &mut PgConnection, report: &AuditReport) -> Result<(), sqlx::Error> {
+    // Text, not a JSON value: lifetime totals are i128, beyond what serde_json::Value holds.
+    let json = serde_json::to_string(report).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query!(
+        "INSERT INTO last_ledger_audit (checked_at, ok, report) VALUES ($1, $2, $3::text::jsonb)
+         ON CONFLICT (singleton) DO UPDATE
+           SET checked_at = EXCLUDED.checked_at, ok = EXCLUDED.ok, report = EXCLUDED.report, recorded_at = now()
+           WHERE last_ledger_audit.checked_at <= EXCLUDED.checked_at",
+        report.checked_at,
+        report.ok,
+        json,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The last audit kept by [`record_last`]; `None` before the first.
+pub async fn last(conn: &mut PgConnection) -> Result<Option<AuditReport>, sqlx::Error> {
+    let stored =
+        sqlx::query_scalar!(r#"SELECT report::text AS "report!" FROM last_ledger_audit"#).fetch_optional(conn).await?;
+    stored.map(|text| serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))).transpose()
 }

@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`: one poem-openapi struct per tag, thin handlers over `shared`.
 
 mod admin;
+mod admin_jobs;
 mod auctions;
 mod auth;
 pub mod document;
@@ -45,6 +46,7 @@ type Apis = (
     photos::PhotosApi,
     talk::TalkApi,
     admin::AdminApi,
+    admin_jobs::AdminJobsApi,
 );
 
 /// The OpenAPI service: every endpoint, documented, served under `/api/v1`.
@@ -59,6 +61,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             photos::PhotosApi,
             talk::TalkApi,
             admin::AdminApi,
+            admin_jobs::AdminJobsApi,
         ),
         "NeighborBid API",
         env!("CARGO_PKG_VERSION"),

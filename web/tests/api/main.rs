@@ -1,5 +1,6 @@
 //! The web API, end to end over HTTP against the real PostgreSQL and Redis.
 
+mod admin;
 mod auctions;
 mod bad_input;
 mod bidding;

@@ -130,6 +130,6 @@ async fn the_audit_reports_a_tampered_balance(pool: PgPool) {
     let mut conn = app.pool.acquire().await.unwrap();
     let report = neighborbid_shared::ledger::audit::audit(&mut conn).await.unwrap();
     assert!(!report.ok);
-    let kinds: Vec<&str> = report.violations.iter().map(|v| v.kind).collect();
+    let kinds: Vec<&str> = report.violations.iter().map(|v| v.kind.as_ref()).collect();
     assert!(kinds.contains(&"balance_mismatch") && kinds.contains(&"money_not_conserved"), "{kinds:?}");
 }

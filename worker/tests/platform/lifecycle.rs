@@ -170,7 +170,7 @@ async fn a_refused_email_goes_to_the_dead_set_and_an_operator_can_retry_it(pool:
     platform.start_worker();
     let started = std::time::Instant::now();
     let dead = loop {
-        let dead = queues::dead_jobs(&mut platform.redis, &platform.prefix, Queue::Email).await.unwrap();
+        let dead = queues::dead_jobs(&mut platform.redis, &platform.prefix, Queue::Email, usize::MAX).await.unwrap();
         if !dead.is_empty() {
             break dead;
         }
@@ -182,7 +182,7 @@ async fn a_refused_email_goes_to_the_dead_set_and_an_operator_can_retry_it(pool:
     // Sweeps every 2 s re-record what is overdue by 10 s: while the email stays refused, they must
     // not pile up a dead job per sweep: one dead entry per stuck email.
     tokio::time::sleep(Duration::from_secs(16)).await;
-    let dead = queues::dead_jobs(&mut platform.redis, &platform.prefix, Queue::Email).await.unwrap();
+    let dead = queues::dead_jobs(&mut platform.redis, &platform.prefix, Queue::Email, usize::MAX).await.unwrap();
     let mut payloads: Vec<_> = dead.iter().map(|job| job.payload.clone()).collect();
     payloads.sort();
     payloads.dedup();
@@ -190,7 +190,10 @@ async fn a_refused_email_goes_to_the_dead_set_and_an_operator_can_retry_it(pool:
 
     refuse.store(false, Ordering::SeqCst);
     for job in &dead {
-        assert!(queues::retry_dead(&mut platform.redis, &platform.prefix, Queue::Email, &job.id).await.unwrap());
+        assert_eq!(
+            queues::retry_dead(&mut platform.redis, &platform.prefix, Queue::Email, &job.id).await.unwrap(),
+            queues::Retry::Retried
+        );
     }
     let started = std::time::Instant::now();
     while platform.inbox.lock().unwrap().len() < dead.len() {

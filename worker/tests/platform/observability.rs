@@ -44,7 +44,7 @@ async fn the_worker_binary_counts_its_jobs_and_reports_one_that_failed_for_good(
     let job_id = event["tags"]["job_id"].as_str().expect("the job id is a tag").to_owned();
     assert!(job_id.starts_with("send_email:"), "{event}");
     platform.wait_for("the sale", "SELECT bool_and(status = 'settled') FROM auctions", Duration::from_secs(60)).await;
-    let dead = queues::dead_jobs(&mut platform.redis, &platform.prefix, Queue::Email).await.unwrap();
+    let dead = queues::dead_jobs(&mut platform.redis, &platform.prefix, Queue::Email, usize::MAX).await.unwrap();
     assert!(dead.iter().any(|job| job.id == job_id), "the reported job is the dead one: {dead:?}");
 
     let url = format!("http://{metrics_addr}/metrics");
