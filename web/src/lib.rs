@@ -41,6 +41,7 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         .at("/media/*path", poem::get(media::serve).head(media::serve))
         .with(BodyLimit { json: max_body_bytes, upload: UPLOAD_BODY_BYTES })
         .with(ResolveClientIp(trusted_proxies))
+        .around(api::routing::explain)
         .with(poem::middleware::Tracing)
         .data(state)
         .catch_all_error(api::error::render_poem_error)

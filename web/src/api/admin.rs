@@ -64,7 +64,7 @@ pub struct AdminApi;
 #[OpenApi(tag = "ApiTags::Admin")]
 impl AdminApi {
     /// Check every ledger invariant on one consistent snapshot.
-    #[oai(path = "/admin/audit", method = "get")]
+    #[oai(path = "/admin/audit", method = "get", operation_id = "get_audit")]
     async fn audit(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<AuditView>, ApiError<AdminErrors>> {
         if !auth.0.user.is_admin {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this endpoint is for operators"));
