@@ -11,7 +11,9 @@
 //! - Rules the handlers check themselves (so that breaking them is a 422 with a field, not a parse
 //!   error): `minimum`, `maxLength`, `pattern`… taken from the same constants as the rules
 //!   ([`rules`]), the error `details` shape, request examples and the servers.
+//! - `links` from creating operations to the operations on what they created ([`links`]).
 
+mod links;
 pub mod routes;
 mod rules;
 mod schemas;
@@ -35,6 +37,7 @@ pub fn value() -> &'static Value {
         schemas::unwrap_described_refs(&mut document);
         schemas::require_response_properties(&mut document);
         rules::apply(&mut document);
+        links::add(&mut document);
         document
     });
     &DOCUMENT
