@@ -24,10 +24,6 @@ pub const DEFAULT_SOFT_CLOSE_SECONDS: i32 = 120;
 /// nor invisible ([`is_invisible`]).
 pub const TITLE_PATTERN: &str = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\x00-\\x20\\x7F-\\xA0\\u00AD\\u061C\\u1680\\u180E\\u2000-\\u200F\\u2028-\\u202F\\u205F-\\u2064\\u2066-\\u2069\\u3000\\uFEFF][^\\x00-\\x1F\\x7F-\\x9F]*$";
 
-/// The description rule as an ECMA-262 pattern (with `maxLength` 5,000): no control characters but
-/// tabs and line breaks.
-pub const DESCRIPTION_PATTERN: &str = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$";
-
 /// What a seller asks for.
 #[derive(Debug, Clone)]
 pub struct NewAuctionRequest {
@@ -226,7 +222,7 @@ mod tests {
     #[test]
     fn the_documented_patterns_are_the_rules() {
         let title = regex::Regex::new(TITLE_PATTERN).unwrap();
-        let description = regex::Regex::new(DESCRIPTION_PATTERN).unwrap();
+        let description = regex::Regex::new(crate::validation::MULTILINE_PATTERN).unwrap();
         let samples = [
             "Bicycle",
             " padded ",

@@ -4,10 +4,11 @@
 //! Rules stay in the handlers (not in poem-openapi validators) so that breaking one is a 422 naming
 //! the field with a stable code, as documented, rather than a parse error.
 
-use neighborbid_shared::auctions::new::{DESCRIPTION_PATTERN, TITLE_PATTERN};
+use neighborbid_shared::auctions::new::TITLE_PATTERN;
 use neighborbid_shared::idempotency::KEY_PATTERN;
 use neighborbid_shared::money::MAX_AMOUNT;
 use neighborbid_shared::users::USERNAME_PATTERN;
+use neighborbid_shared::validation::{LINE_PATTERN, MULTILINE_PATTERN, WRITTEN_TEXT_PATTERN};
 use serde_json::{Value, json};
 
 /// Applies every rewrite of this module.
@@ -18,6 +19,7 @@ pub fn apply(document: &mut Value) {
         };
         merge(target, keywords);
     }
+    query_patterns(document);
     idempotency_key_headers(document);
     error_details(document);
     examples(document);
@@ -35,7 +37,11 @@ fn property_rules() -> Vec<(&'static str, &'static str, Value)> {
     let amount = json!({ "minimum": 1, "maximum": MAX_AMOUNT });
     let mut rules = vec![
         ("CreateAuctionRequest", "title", json!({ "minLength": 1, "maxLength": 100, "pattern": TITLE_PATTERN })),
-        ("CreateAuctionRequest", "description", json!({ "maxLength": 5000, "pattern": DESCRIPTION_PATTERN })),
+        ("CreateAuctionRequest", "description", json!({ "maxLength": 5000, "pattern": MULTILINE_PATTERN })),
+        ("LoginRequest", "username", json!({ "pattern": LINE_PATTERN })),
+        ("MessageRequest", "body", json!({ "pattern": WRITTEN_TEXT_PATTERN })),
+        ("QuestionRequest", "body", json!({ "pattern": WRITTEN_TEXT_PATTERN })),
+        ("ReviewRequest", "body", json!({ "pattern": MULTILINE_PATTERN })),
         ("CreateAuctionRequest", "soft_close_seconds", json!({ "minimum": 0, "maximum": 600 })),
         ("SignUpRequest", "username", json!({ "pattern": USERNAME_PATTERN })),
         ("SignUpRequest", "password", json!({ "minLength": 10, "maxLength": 256 })),
@@ -62,6 +68,17 @@ fn idempotency_key_headers(document: &mut Value) {
         for parameter in parameters.iter_mut().filter(|p| p["name"] == "Idempotency-Key") {
             merge(&mut parameter["schema"], json!({ "pattern": KEY_PATTERN }));
         }
+    }
+}
+
+/// Search words refuse control characters like any text on one line.
+fn query_patterns(document: &mut Value) {
+    let Some(parameters) = document.pointer_mut("/paths/~1auctions/get/parameters").and_then(Value::as_array_mut)
+    else {
+        panic!("the document has no GET /auctions: update document/rules.rs");
+    };
+    for parameter in parameters.iter_mut().filter(|p| p["name"] == "q") {
+        merge(&mut parameter["schema"], json!({ "pattern": LINE_PATTERN }));
     }
 }
 
