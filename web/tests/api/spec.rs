@@ -54,9 +54,12 @@ fn every_operation_follows_the_sdk_conventions() {
                 }
             }
             let documents = |status: &str| responses.contains_key(status);
-            need(documents("500"), "a 500 (return ApiError<…>)");
-            if op.get("requestBody").is_some() {
+            need(documents("500") && documents("503"), "500 and 503 (return ApiError<…> with a 503 in its set)");
+            if let Some(body) = op.get("requestBody") {
                 need(["400", "413", "415"].iter().all(|s| documents(s)), "400, 413 and 415 for its body");
+                let json_schema = body["content"]["application/json; charset=utf-8"]["schema"]["$ref"].as_str();
+                let example = json_schema.and_then(|r| spec.pointer(&format!("{}/example", &r[1..])));
+                need(json_schema.is_none() || example.is_some(), "an example for its JSON body (document/rules.rs)");
             }
             // (`{}` among the requirements: the token is optional, and a bad one counts as none.)
             let required_token = op["security"]

@@ -114,6 +114,12 @@ fn examples(document: &mut Value) {
                 "ends_at": "2030-01-01T12:00:00Z",
             }),
         ),
+        ("UpdateMeRequest", json!({ "email_preferences": { "outbid": false } })),
+        ("MessageRequest", json!({ "body": "Is it still available? I could pick it up on Saturday." })),
+        ("QuestionRequest", json!({ "body": "Does the bell work?" })),
+        ("ReviewRequest", json!({ "rating": 5, "body": "Exactly as described; quick handover." })),
+        ("ReadConversationRequest", json!({ "up_to_message_id": 42 })),
+        ("ReadNotificationsRequest", json!({ "up_to_id": 17 })),
     ];
     for (schema, example) in examples {
         document["components"]["schemas"][schema]["example"] = example;
