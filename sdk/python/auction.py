@@ -50,7 +50,8 @@ from websockets.sync.client import connect
 ORIGIN = os.environ.get("NB_ORIGIN", "http://127.0.0.1:8080")
 API = f"{ORIGIN}/api/v1"
 MAIL_DIR = pathlib.Path(os.environ.get("NB_MAIL_DIR", "var/mail"))
-TIMEOUT = float(os.environ.get("NB_SDK_TIMEOUT_SECS", "60"))
+# Follow-up work the sweep has to re-record arrives up to about a minute late (see the README's Jobs).
+TIMEOUT = float(os.environ.get("NB_SDK_TIMEOUT_SECS", "120"))
 PASSWORD = "sdk-example-password"
 DEPOSIT = 500_000
 BUY_NOW = 100_000
