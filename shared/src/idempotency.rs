@@ -48,13 +48,17 @@ pub fn fingerprint(endpoint: &str, request: &impl Serialize) -> Vec<u8> {
     hasher.finalize().to_vec()
 }
 
-/// Refuses a key that is empty or longer than [`MAX_KEY_LEN`].
+/// The rule [`check_key`] applies, as the ECMA-262 pattern the OpenAPI document states: 1 to
+/// [`MAX_KEY_LEN`] visible ASCII characters (a UUID fits; spaces and non-ASCII do not).
+pub const KEY_PATTERN: &str = "^[!-~]{1,255}$";
+
+/// Refuses a key that is empty, longer than [`MAX_KEY_LEN`], or not visible ASCII.
 pub fn check_key(key: &str) -> Result<(), ValidationError> {
-    if key.is_empty() || key.len() > MAX_KEY_LEN {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ValidationError::new(
             "Idempotency-Key",
             "invalid_idempotency_key",
-            format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} characters"),
+            format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
         ));
     }
     Ok(())

@@ -19,6 +19,16 @@ impl ValidationError {
     }
 }
 
+/// [`refuse_control_chars`] on a single line, as the ECMA-262 pattern the OpenAPI document states.
+pub const LINE_PATTERN: &str = "^[^\\x00-\\x1F\\x7F-\\x9F]*$";
+
+/// [`refuse_control_chars`] on `multiline` text, as an ECMA-262 pattern.
+pub const MULTILINE_PATTERN: &str = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$";
+
+/// Multiline text that is not blank (`talk::text`): some character that is neither whitespace
+/// nor a control character, as an ECMA-262 pattern.
+pub const WRITTEN_TEXT_PATTERN: &str = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*[^\\x00-\\x20\\x7F-\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$";
+
 /// Refuses control characters (PostgreSQL cannot store NUL, and the rest have no business in names,
 /// titles or searches); `multiline` text may keep tabs and line breaks.
 pub fn refuse_control_chars(field: &'static str, text: &str, multiline: bool) -> Result<(), ValidationError> {
@@ -58,6 +68,20 @@ mod tests {
         assert!(refuse_control_chars("description", "line\nbreak\ttab", true).is_ok());
         assert!(refuse_control_chars("description", "bell\u{7}", true).is_err());
         assert!(refuse_control_chars("q", "자전거 bike", false).is_ok());
+    }
+
+    #[test]
+    fn the_documented_patterns_are_the_rules() {
+        let [line, multiline, written] =
+            [LINE_PATTERN, MULTILINE_PATTERN, WRITTEN_TEXT_PATTERN].map(|p| regex::Regex::new(p).unwrap());
+        let samples =
+            ["", " ", "word", "a\tb", "two\nlines", "\r\n", "\0", "bell\u{7}", "\u{85}", "\u{a0}x", "\u{3000}"];
+        for text in samples {
+            assert_eq!(refuse_control_chars("f", text, false).is_ok(), line.is_match(text), "line {text:?}");
+            assert_eq!(refuse_control_chars("f", text, true).is_ok(), multiline.is_match(text), "multiline {text:?}");
+            let written_ok = crate::talk::text("f", text, 100).is_ok();
+            assert_eq!(written_ok, written.is_match(text), "written {text:?}");
+        }
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         // A panicking handler answers 500 like any other failure of ours, instead of dropping the
         // connection; the panic hook has reported it already.
         .with(poem::middleware::CatchPanic::new().with_handler(api::error::panic_response))
+        .around(api::routing::explain)
         .with(poem::middleware::Tracing)
         .with(HttpMetrics::new(api::document::path_templates()))
         .data(state)

@@ -19,6 +19,11 @@ pub const MAX_SCHEDULE_AHEAD: Duration = Duration::days(30);
 /// Default soft-close window.
 pub const DEFAULT_SOFT_CLOSE_SECONDS: i32 = 120;
 
+/// The title rule as the ECMA-262 pattern the OpenAPI document states (with `minLength` 1 and
+/// `maxLength` 100): no control characters, and at least one character that is neither whitespace
+/// nor invisible ([`is_invisible`]).
+pub const TITLE_PATTERN: &str = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\x00-\\x20\\x7F-\\xA0\\u00AD\\u061C\\u1680\\u180E\\u2000-\\u200F\\u2028-\\u202F\\u205F-\\u2064\\u2066-\\u2069\\u3000\\uFEFF][^\\x00-\\x1F\\x7F-\\x9F]*$";
+
 /// What a seller asks for.
 #[derive(Debug, Clone)]
 pub struct NewAuctionRequest {
@@ -95,8 +100,9 @@ impl NewAuctionRequest {
     /// Applies every rule at `now`; `home_region` is the seller's, used when no region is given.
     pub fn validate(self, home_region: Option<RegionId>, now: DateTime<Utc>) -> Result<NewAuction, ValidationError> {
         refuse_control_chars("title", &self.title, false)?;
+        // Counted as sent, before trimming, so that the length rule is the documented `maxLength`.
+        let title_len = self.title.chars().count();
         let title = self.title.trim().to_owned();
-        let title_len = title.chars().count();
         // A title of zero-width spaces or direction marks would show as an empty line.
         let visible = title.chars().any(|c| !c.is_whitespace() && !is_invisible(c));
         if !(1..=100).contains(&title_len) || !visible {
@@ -211,6 +217,41 @@ mod tests {
     fn field_of(request: NewAuctionRequest) -> (&'static str, &'static str) {
         let err = request.validate(Some(RegionId(111)), now()).unwrap_err();
         (err.field, err.code)
+    }
+
+    #[test]
+    fn the_documented_patterns_are_the_rules() {
+        let title = regex::Regex::new(TITLE_PATTERN).unwrap();
+        let description = regex::Regex::new(crate::validation::MULTILINE_PATTERN).unwrap();
+        let samples = [
+            "Bicycle",
+            " padded ",
+            "자전거",
+            "a\tb",
+            "a\nb",
+            "\0",
+            "x\u{7f}",
+            "\u{85}",
+            "\u{a0}",
+            "\u{200b}",
+            "\u{200b}x",
+            "\u{202e}",
+            "\u{2065}",
+            "\u{3000}\u{feff}",
+            "\u{ad}",
+            " ",
+            "",
+            "\u{1680}a",
+        ];
+        for text in samples {
+            let accepted =
+                NewAuctionRequest { title: text.into(), ..request() }.validate(Some(RegionId(111)), now()).is_ok();
+            assert_eq!(accepted, title.is_match(text), "title {text:?}");
+            let accepted = NewAuctionRequest { description: Some(text.into()), ..request() }
+                .validate(Some(RegionId(111)), now())
+                .is_ok();
+            assert_eq!(accepted, description.is_match(text), "description {text:?}");
+        }
     }
 
     #[test]

@@ -7,19 +7,22 @@ use crate::validation::{ValidationError, refuse_control_chars};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
+/// The rule [`Username::parse`] applies, as the ECMA-262 pattern the OpenAPI document states.
+pub const USERNAME_PATTERN: &str = "^[A-Za-z0-9_]{3,30}$";
+
 impl Username {
     /// Accepts any case and keeps the lower-case form: `Alice` and `alice` are one account.
+    /// The name is checked as sent (no trimming), so that [`USERNAME_PATTERN`] states the rule exactly.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let name = raw.trim().to_lowercase();
-        let valid_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !(3..=30).contains(&name.len()) || !valid_chars {
+        let valid_chars = raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !(3..=30).contains(&raw.len()) || !valid_chars {
             return Err(ValidationError::new(
                 "username",
                 "invalid_username",
                 "username must be 3 to 30 characters of a-z, 0-9 and _",
             ));
         }
-        Ok(Self(name))
+        Ok(Self(raw.to_ascii_lowercase()))
     }
 
     /// The normalised name.
@@ -131,9 +134,12 @@ mod tests {
     #[test]
     fn usernames_are_case_insensitive_and_restricted() {
         assert_eq!(Username::parse("Alice_99").unwrap().as_str(), "alice_99");
-        for bad in ["ab", "has space", "dash-name", "ünï", &"x".repeat(31), ""] {
+        let pattern = regex::Regex::new(USERNAME_PATTERN).unwrap();
+        for bad in ["ab", "has space", " padded", "dash-name", "ünï", "\u{212a}elvin", &"x".repeat(31), ""] {
             assert_eq!(Username::parse(bad).unwrap_err().code, "invalid_username", "{bad:?}");
+            assert!(!pattern.is_match(bad), "{bad:?}");
         }
+        assert!(pattern.is_match("Alice_99"));
     }
 
     #[test]

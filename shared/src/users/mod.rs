@@ -20,7 +20,7 @@ mod password;
 mod sessions;
 mod store;
 
-pub use credentials::{Email, NewUser, Password, Username};
+pub use credentials::{Email, NewUser, Password, USERNAME_PATTERN, Username};
 pub use password::{HashingQueue, hash_password, verify_password};
 pub use sessions::{NewSession, SessionToken, authenticate, create_session, revoke_all_sessions, revoke_session};
 pub use store::{ExistingAccount, create_admin, find_by_id, find_by_username, insert_user};

@@ -414,7 +414,7 @@ pub struct AuctionsApi;
 #[OpenApi(tag = "ApiTags::Auctions")]
 impl AuctionsApi {
     /// List an auction for sale.
-    #[oai(path = "/auctions", method = "post")]
+    #[oai(path = "/auctions", method = "post", operation_id = "create_auction")]
     async fn create(
         &self,
         state: Data<&AppState>,
@@ -447,7 +447,7 @@ impl AuctionsApi {
 
     /// Browse auctions. Every filter is optional; `region_id` covers the region's whole subtree plus
     /// national auctions.
-    #[oai(path = "/auctions", method = "get")]
+    #[oai(path = "/auctions", method = "get", operation_id = "list_auctions")]
     #[expect(clippy::too_many_arguments, reason = "one argument per documented query parameter")]
     async fn list(
         &self,
@@ -485,7 +485,7 @@ impl AuctionsApi {
     }
 
     /// One auction.
-    #[oai(path = "/auctions/:id", method = "get")]
+    #[oai(path = "/auctions/:id", method = "get", operation_id = "get_auction")]
     async fn get(&self, state: Data<&AppState>, id: Path<i64>) -> Result<Json<AuctionView>, ApiError<ReadErrors>> {
         let mut conn = state.pool.acquire().await?;
         let auction = store::find(&mut conn, AuctionId(id.0)).await?.ok_or(AuctionError::NotFound)?;
@@ -493,7 +493,7 @@ impl AuctionsApi {
     }
 
     /// An auction's bids, newest first.
-    #[oai(path = "/auctions/:id/bids", method = "get")]
+    #[oai(path = "/auctions/:id/bids", method = "get", operation_id = "list_bids")]
     async fn bids(
         &self,
         state: Data<&AppState>,
@@ -514,7 +514,7 @@ impl AuctionsApi {
     /// Bid, optionally with a maximum (proxy bidding). Your maximum is held from your available
     /// balance (if you hold money on this auction already, only the difference); when you are
     /// outbid it is released back, and a winner's unused maximum is released at settlement.
-    #[oai(path = "/auctions/:id/bids", method = "post")]
+    #[oai(path = "/auctions/:id/bids", method = "post", operation_id = "place_bid")]
     async fn bid(
         &self,
         state: Data<&AppState>,
@@ -540,7 +540,7 @@ impl AuctionsApi {
     }
 
     /// Buy now at the buy-now price: the auction closes at once with you as the winner.
-    #[oai(path = "/auctions/:id/buy-now", method = "post")]
+    #[oai(path = "/auctions/:id/buy-now", method = "post", operation_id = "buy_now")]
     async fn buy_now(
         &self,
         state: Data<&AppState>,
@@ -556,7 +556,7 @@ impl AuctionsApi {
     }
 
     /// Cancel your auction; only before the first bid.
-    #[oai(path = "/auctions/:id/cancel", method = "post")]
+    #[oai(path = "/auctions/:id/cancel", method = "post", operation_id = "cancel_auction")]
     async fn cancel(
         &self,
         state: Data<&AppState>,
@@ -569,7 +569,7 @@ impl AuctionsApi {
     }
 
     /// Watch an auction.
-    #[oai(path = "/auctions/:id/watch", method = "put")]
+    #[oai(path = "/auctions/:id/watch", method = "put", operation_id = "watch_auction")]
     async fn watch(
         &self,
         state: Data<&AppState>,
@@ -582,7 +582,7 @@ impl AuctionsApi {
     }
 
     /// Stop watching an auction.
-    #[oai(path = "/auctions/:id/watch", method = "delete")]
+    #[oai(path = "/auctions/:id/watch", method = "delete", operation_id = "unwatch_auction")]
     async fn unwatch(
         &self,
         state: Data<&AppState>,
@@ -595,7 +595,7 @@ impl AuctionsApi {
     }
 
     /// Your auctions: the ones you sell (the default), have bid on, or watch.
-    #[oai(path = "/me/auctions", method = "get")]
+    #[oai(path = "/me/auctions", method = "get", operation_id = "list_my_auctions")]
     async fn my_auctions(
         &self,
         state: Data<&AppState>,

@@ -163,7 +163,8 @@ impl DatabaseFault {
     }
 }
 
-fn json_response(status: StatusCode, code: &str, message: String, details: Value) -> Response {
+/// The error shape as a response.
+pub(crate) fn json_response(status: StatusCode, code: &str, message: String, details: Value) -> Response {
     let body = serde_json::json!({ "error": { "code": code, "message": message, "details": details } });
     PoemJson(body).with_status(status).into_response()
 }
@@ -186,8 +187,11 @@ impl<E: ErrorSet> From<ApiError<E>> for poem::Error {
 
 impl<E: ErrorSet> ApiResponse for ApiError<E> {
     fn meta() -> MetaResponses {
+        // Every endpoint can fail on our side; generated clients then still get the error model.
+        let internal = (500, "`internal_error`: a fault on our side, logged; retry later");
         let responses = E::STATUSES
             .iter()
+            .chain(E::STATUSES.iter().all(|&(status, _)| status != 500).then_some(&internal))
             .map(|&(status, description)| MetaResponse {
                 description,
                 status: Some(status),
@@ -241,11 +245,15 @@ pub async fn render_poem_error(err: poem::Error) -> Response {
             status,
             "internal_error",
             "something went wrong on our side; please retry".into(),
-            Value::Null,
+            Value::Object(Default::default()),
         );
     }
     let code = poem_error_code(&err, status);
-    json_response(status, code, err.to_string(), Value::Object(Default::default()))
+    let details = match err.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        Some(param) => serde_json::json!({ "field": param.name }),
+        None => Value::Object(Default::default()),
+    };
+    json_response(status, code, err.to_string(), details)
 }
 
 fn poem_error_code(err: &poem::Error, status: StatusCode) -> &'static str {

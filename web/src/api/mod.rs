@@ -9,6 +9,7 @@ mod domain_errors;
 pub mod error;
 mod photos;
 mod reference;
+pub mod routing;
 mod sessions;
 mod strict;
 mod talk;
@@ -71,7 +72,6 @@ pub fn service() -> OpenApiService<Apis, ()> {
          from `POST /sessions`. Every error has the shape `{\"error\": {\"code\", \"message\", \"details\"}}` \
          with a stable snake_case `code`. Money is integer KRW.",
     )
-    .server("/api/v1")
 }
 
 /// A page of a list: `{"items": [...], "next_cursor": "..." | null}`.

@@ -194,7 +194,7 @@ impl PhotosApi {
     /// Add a photo to your auction (while it is scheduled or active; up to 10). The answer comes
     /// as soon as the file is stored: a worker then checks it is really a JPEG, PNG or WebP image
     /// and renders it, or rejects it with a `reason`.
-    #[oai(path = "/auctions/:id/photos", method = "post")]
+    #[oai(path = "/auctions/:id/photos", method = "post", operation_id = "upload_photo")]
     async fn upload(
         &self,
         state: Data<&AppState>,
@@ -229,7 +229,7 @@ impl PhotosApi {
 
     /// An auction's photos in display order: the ready ones, and for its seller (signed in) the
     /// pending and rejected ones too.
-    #[oai(path = "/auctions/:id/photos", method = "get")]
+    #[oai(path = "/auctions/:id/photos", method = "get", operation_id = "list_photos")]
     async fn list(
         &self,
         state: Data<&AppState>,
@@ -242,7 +242,7 @@ impl PhotosApi {
 
     /// One photo: any ready one, and for its seller (signed in) a pending or rejected one, with
     /// the `reason` it was rejected.
-    #[oai(path = "/photos/:id", method = "get")]
+    #[oai(path = "/photos/:id", method = "get", operation_id = "get_photo")]
     async fn get(
         &self,
         state: Data<&AppState>,
@@ -254,7 +254,7 @@ impl PhotosApi {
     }
 
     /// Remove a photo of your auction.
-    #[oai(path = "/photos/:id", method = "delete")]
+    #[oai(path = "/photos/:id", method = "delete", operation_id = "delete_photo")]
     async fn remove(
         &self,
         state: Data<&AppState>,

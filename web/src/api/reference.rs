@@ -44,7 +44,7 @@ pub struct ReferenceApi;
 #[OpenApi(tag = "ApiTags::Reference")]
 impl ReferenceApi {
     /// Every region, parents before children (one page: the tree is small).
-    #[oai(path = "/regions", method = "get")]
+    #[oai(path = "/regions", method = "get", operation_id = "list_regions")]
     async fn regions(&self, state: Data<&AppState>) -> Result<Json<Page<RegionView>>, ApiError<ReferenceErrors>> {
         let mut conn = state.pool.acquire().await?;
         let items = reference::regions(&mut conn)
@@ -56,7 +56,7 @@ impl ReferenceApi {
     }
 
     /// Every item category.
-    #[oai(path = "/categories", method = "get")]
+    #[oai(path = "/categories", method = "get", operation_id = "list_categories")]
     async fn categories(&self, state: Data<&AppState>) -> Result<Json<Page<CategoryView>>, ApiError<ReferenceErrors>> {
         let mut conn = state.pool.acquire().await?;
         let items = reference::categories(&mut conn)

@@ -69,7 +69,7 @@ pub struct SessionsApi;
 #[OpenApi(tag = "ApiTags::Sessions")]
 impl SessionsApi {
     /// Log in: exchange a username and password for a bearer token.
-    #[oai(path = "/sessions", method = "post")]
+    #[oai(path = "/sessions", method = "post", operation_id = "log_in")]
     async fn login(
         &self,
         state: Data<&AppState>,
@@ -99,7 +99,7 @@ impl SessionsApi {
     }
 
     /// Log out: revoke the token used for this request.
-    #[oai(path = "/sessions/current", method = "delete")]
+    #[oai(path = "/sessions/current", method = "delete", operation_id = "log_out")]
     async fn logout(
         &self,
         state: Data<&AppState>,

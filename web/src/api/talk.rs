@@ -34,6 +34,7 @@ error_set!(
 error_set!(
     /// Errors of opening a conversation.
     OpenConversationErrors {
+        400 => "malformed parameter",
         401 => "missing, invalid, expired or revoked token",
         403 => "`own_auction`, or `blocked`: the seller blocked you",
         404 => "`auction_not_found`",
@@ -110,6 +111,7 @@ error_set!(
 error_set!(
     /// Errors of blocking.
     BlockErrors {
+        400 => "malformed parameter",
         401 => "missing, invalid, expired or revoked token",
         404 => "`user_not_found`",
         422 => "`cannot_block_yourself`",

@@ -150,7 +150,7 @@ pub struct UsersApi;
 #[OpenApi(tag = "ApiTags::Users")]
 impl UsersApi {
     /// Create an account.
-    #[oai(path = "/users", method = "post")]
+    #[oai(path = "/users", method = "post", operation_id = "sign_up")]
     async fn sign_up(
         &self,
         state: Data<&AppState>,
@@ -167,7 +167,7 @@ impl UsersApi {
     }
 
     /// The caller's profile, wallet balances, unread notifications and email preferences.
-    #[oai(path = "/me", method = "get")]
+    #[oai(path = "/me", method = "get", operation_id = "get_me")]
     async fn me(
         &self,
         state: Data<&AppState>,

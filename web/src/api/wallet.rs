@@ -162,7 +162,7 @@ pub struct WalletApi;
 #[OpenApi(tag = "ApiTags::Wallet")]
 impl WalletApi {
     /// Your balances.
-    #[oai(path = "/wallet", method = "get")]
+    #[oai(path = "/wallet", method = "get", operation_id = "get_wallet")]
     async fn wallet(
         &self,
         state: Data<&AppState>,
@@ -173,7 +173,7 @@ impl WalletApi {
     }
 
     /// Add money to your available balance.
-    #[oai(path = "/wallet/deposits", method = "post")]
+    #[oai(path = "/wallet/deposits", method = "post", operation_id = "deposit")]
     async fn deposit(
         &self,
         state: Data<&AppState>,
@@ -188,7 +188,7 @@ impl WalletApi {
     }
 
     /// Take money out of your available balance (held money cannot be withdrawn).
-    #[oai(path = "/wallet/withdrawals", method = "post")]
+    #[oai(path = "/wallet/withdrawals", method = "post", operation_id = "withdraw")]
     async fn withdraw(
         &self,
         state: Data<&AppState>,
@@ -203,7 +203,7 @@ impl WalletApi {
     }
 
     /// Your ledger lines, newest first.
-    #[oai(path = "/wallet/transfers", method = "get")]
+    #[oai(path = "/wallet/transfers", method = "get", operation_id = "list_transfers")]
     async fn transfers(
         &self,
         state: Data<&AppState>,

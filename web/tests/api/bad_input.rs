@@ -5,7 +5,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, body};
+use crate::helpers::{TestApp, assert_error, body};
 
 const SPEC: &str = include_str!("../../../openapi/openapi.json");
 
@@ -232,5 +232,25 @@ async fn unknown_routes_and_methods_get_json_errors(pool: PgPool) {
     assert_client_error(app.get("/nowhere").await, "unknown top-level route").await;
     let resp = app.request(Method::PUT, "/api/v1/users").json(&json!({})).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["allow"], "POST");
     assert_client_error(resp, "wrong method").await;
+    let resp = app.request(Method::PATCH, "/api/v1/auctions/7/bids").send().await.unwrap();
+    assert_eq!(resp.headers()["allow"], "GET, HEAD, POST");
+    let resp = app.request(Method::OPTIONS, "/healthz").send().await.unwrap();
+    assert_eq!(
+        (resp.status(), &resp.headers()["allow"]),
+        (StatusCode::METHOD_NOT_ALLOWED, &"GET, HEAD".parse().unwrap())
+    );
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn malformed_parameters_are_invalid_parameter_naming_the_documented_name(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    for path in ["/api/v1/auctions/abc", "/api/v1/auctions/1.5/bids", "/api/v1/users/99999999999999999999"] {
+        let details = assert_error(app.get(path).await, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+        assert_eq!(details["details"]["field"], "id", "{path}");
+    }
+    let details =
+        assert_error(app.get("/api/v1/auctions?limit=x").await, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+    assert_eq!(details["details"]["field"], "limit");
 }
