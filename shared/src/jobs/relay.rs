@@ -73,6 +73,11 @@ pub async fn relay_batch<J: Job>(
         let id = TaskId::from_string(job_id(&job));
         TaskBuilder::new(job).task_id(id).build()
     });
+    // apalis-redis ignores a push whose id it still holds, finished jobs included until a worker
+    // vacuums them (every 5 s). A follow-up recorded again right after its job finished (a hold
+    // that was leading when its release ran, outbid again a moment later) would then wait for the
+    // sweep; clearing finished jobs first lets it through. Waiting, running and dead jobs stay.
+    queues::vacuum_done(&mut redis.clone(), prefix, J::QUEUE).await.map_err(|e| RelayError::Redis(e.to_string()))?;
     let mut storage = queues::storage::<J>(redis.clone(), prefix, J::QUEUE);
     storage.push_all(stream::iter(tasks)).await.map_err(|e| RelayError::Redis(e.to_string()))?;
     outbox::mark_relayed(&mut tx, &ids).await?;

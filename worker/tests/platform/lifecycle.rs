@@ -232,3 +232,46 @@ async fn a_worker_killed_mid_settlement_leaves_nothing_undone_or_done_twice(pool
     assert_settled_exactly_once(&platform, &auctions, 2).await;
     platform.stop().await;
 }
+
+/// The same follow-up recorded again right after its job finished must run again, not wait for the
+/// sweep: alice's hold leads when its first release runs (she came back before it ran), and is
+/// outbid again a moment later. The sweep is off here, so only the relay can release it.
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn a_follow_up_recorded_again_just_after_its_job_finished_runs_again(pool: PgPool) {
+    let mut platform = Platform::new(pool).await;
+    let users = platform.funded_users("user", 3).await;
+    let (seller, alice, bob) = (users[0], users[1], users[2]);
+    // Alice 10,000, bob 11,000, alice 12,000 (topping up her hold, whose release is recorded).
+    let auction = platform.auctions_with_bids(1, &[seller], &[alice, bob], Duration::from_secs(3600)).await[0];
+    let mut no_sweeps = fast_sweeps();
+    no_sweeps.sweep_schedule = "0 0 0 1 1 *".into();
+    platform.start_scheduler(no_sweeps);
+    platform.start_worker();
+    // Both recorded releases ran: bob's hold released, alice's found leading (a finished job).
+    platform
+        .wait_for(
+            "the first releases",
+            "SELECT count(*) = 1 FROM holds WHERE status = 'released' \
+             AND NOT EXISTS (SELECT 1 FROM outbox WHERE relayed_at IS NULL)",
+            Duration::from_secs(60),
+        )
+        .await;
+    loop {
+        let depth = platform.depth(Queue::Release).await;
+        if depth.backlog() + depth.inflight == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let amount = neighborbid_shared::money::Krw::parse(13_000, "amount").unwrap();
+    neighborbid_shared::auctions::bidding::place_bid(&platform.pool, auction, bob, amount, None, None).await.unwrap();
+    platform
+        .wait_for(
+            "alice's hold to be released",
+            "SELECT count(*) = 2 FROM holds WHERE status = 'released'",
+            Duration::from_secs(60),
+        )
+        .await;
+    platform.assert_audit_clean().await;
+    platform.stop().await;
+}
