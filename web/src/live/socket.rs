@@ -279,20 +279,21 @@ async fn serve(socket: WebSocketStream, watched: Watched, after_seq: i64) {
         loop {
             tokio::select! {
                 event = live.recv() => {
-                    let Some(event) = event else { return End::Close(CloseCode::Again, "too slow: events were not read in time") };
-                    if event.seq <= last {
-                        continue;
+                    let Some(mut event) = event else { return End::Close(CloseCode::Again, "too slow: events were not read in time") };
+                    // Every event already waiting goes out in one write: under load a socket's
+                    // events queue up, and one flush for all of them is what keeps it current.
+                    loop {
+                        if let Err(end) = deliver(&mut sink, &watched, &mut last, &event).await {
+                            return end;
+                        }
+                        match live.try_recv() {
+                            Ok(next) => event = next,
+                            Err(_) => break,
+                        }
                     }
-                    if event.seq > last + 1 {
-                        last = match send_stored(&mut sink, &watched, last, event.seq - 1).await {
-                            Ok(seq) => seq,
-                            Err(end) => return end,
-                        };
-                    }
-                    if let Err(end) = send_event(&mut sink, &watched, &event).await {
+                    if let Err(end) = within_send_timeout(sink.flush()).await {
                         return end;
                     }
-                    last = event.seq;
                 }
                 message = incoming.next() => match message {
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::Gone,
@@ -329,17 +330,41 @@ impl Drop for Watched {
 
 type Sink = futures::stream::SplitSink<WebSocketStream, Message>;
 
-async fn send(sink: &mut Sink, message: Message) -> Result<(), End> {
-    match tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await {
+async fn within_send_timeout<E>(write: impl Future<Output = Result<(), E>>) -> Result<(), End> {
+    match tokio::time::timeout(SEND_TIMEOUT, write).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Gone),
         Err(_) => Err(End::Close(CloseCode::Again, "too slow: a send timed out")),
     }
 }
 
+async fn send(sink: &mut Sink, message: Message) -> Result<(), End> {
+    within_send_timeout(sink.send(message)).await
+}
+
+/// Queues the live `event` after whatever stored events close a gap before it, advancing `last`;
+/// a repeat of what was sent is skipped. The caller flushes.
+async fn deliver(sink: &mut Sink, watched: &Watched, last: &mut i64, event: &Published) -> Result<(), End> {
+    if event.seq <= *last {
+        return Ok(());
+    }
+    if event.seq > *last + 1 {
+        *last = send_stored(sink, watched, *last, event.seq - 1).await?;
+    }
+    within_send_timeout(sink.feed(Message::Text(event.text.clone()))).await?;
+    *last = event.seq;
+    counted(watched, event)
+}
+
 /// Sends one event; the event that logs out this connection's session is its last.
 async fn send_event(sink: &mut Sink, watched: &Watched, event: &Published) -> Result<(), End> {
     send(sink, Message::Text(event.text.clone())).await?;
+    counted(watched, event)
+}
+
+/// Counts a sent event; the event that logs out this connection's session ends it (the close that
+/// follows flushes it first).
+fn counted(watched: &Watched, event: &Published) -> Result<(), End> {
     watched.sent.increment(1);
     if watched.revokes_this_session(event) {
         return Err(End::Close(CloseCode::Policy, "session logged out"));
