@@ -5,7 +5,8 @@
 //! open-loop at fixed arrival rates (`--rate`, or 50 %, 80 % and 100 % of that maximum), where
 //! latency counts from when a bid was due, so a slow server cannot hide its queue. With a database
 //! URL, pgbench runs a bid-shaped reference transaction on the same PostgreSQL for the same time,
-//! and the report gives our accepted bids per second as a share of it. Bidders bid the last amount
+//! and the report gives our accepted bids per second as a share of it; each measured run then also
+//! waits until the runs before it have no releases or emails left owed (`follow_up_drain_secs`). Bidders bid the last amount
 //! they know to be acceptable (from bid answers and `bid_too_low` details) rather than reading the
 //! auction first, so the server sees as many bid attempts as it can take.
 
@@ -13,8 +14,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sqlx::PgPool;
 
 use crate::client::{Api, Auction, Session};
 use crate::seed::{self, FIRST_BIDDER, SELLERS};
@@ -146,9 +149,14 @@ pub async fn run(api: &Api, options: Options<'_>) -> anyhow::Result<Value> {
     let crowd = seed::sign_in_many(api, FIRST_BIDDER..FIRST_BIDDER + count, true).await?;
     let closed_loop_bidders = &crowd[..bidders];
 
+    let pool = match database_url {
+        Some(url) => Some(PgPool::connect(url).await.context("the bench needs the stack's database")?),
+        None => None,
+    };
     let mut phases = Vec::new();
     for (name, auctions) in [("spread", 100_u32), ("hot", 1)] {
         let closed = seed::create_auctions(api, &sellers, auctions as usize, name).await?;
+        let mut drains = vec![drain_follow_ups(pool.as_ref()).await?];
         let closed = phase(api, name, closed_loop_bidders, &closed, duration).await;
         let max_rate = closed["accepted_per_sec"].as_f64().unwrap_or(0.0);
         let rates = if options.rates.is_empty() {
@@ -159,13 +167,17 @@ pub async fn run(api: &Api, options: Options<'_>) -> anyhow::Result<Value> {
         let mut open = Vec::new();
         for rate in rates {
             let fresh = seed::create_auctions(api, &sellers, auctions as usize, name).await?;
+            drains.push(drain_follow_ups(pool.as_ref()).await?);
             open.push(open_loop(api, name, &crowd, &fresh, rate, duration).await);
         }
+        drains.push(drain_follow_ups(pool.as_ref()).await?);
         let reference = match database_url {
             Some(url) => Some(super::reference::run(url, auctions, bidders, duration).await?),
             None => None,
         };
-        phases.push(judge(name, closed, open, reference, max_rate));
+        let mut judged = judge(name, closed, open, reference, max_rate);
+        judged["follow_up_drain_secs"] = json!(drains.into_iter().flatten().collect::<Vec<_>>());
+        phases.push(judged);
     }
     let [spread, hot] = <[Value; 2]>::try_from(phases).expect("two phases");
 
@@ -194,6 +206,33 @@ pub async fn run(api: &Api, options: Options<'_>) -> anyhow::Result<Value> {
         "audit": audit,
         "pass": pass,
     }))
+}
+
+/// Follow-up work still owed by the database: releases of outbid holds and emails due.
+const FOLLOW_UPS: &str = "SELECT (SELECT count(*) FROM holds h JOIN auctions a ON a.id = h.auction_id \
+                                  WHERE h.status = 'open' AND a.status IN ('scheduled', 'active') \
+                                    AND h.id IS DISTINCT FROM a.leader_hold_id) \
+                               + (SELECT count(*) FROM notifications WHERE sent_at IS NULL AND email_due_at <= now())";
+/// How long to wait for the previous run's follow-up work before measuring anyway.
+const DRAIN_GIVE_UP: Duration = Duration::from_secs(120);
+
+/// Waits until the releases and emails the previous runs caused are done, so that each measured
+/// run has the machine to itself and pays for its own follow-up work only (a closed loop otherwise
+/// leaves its releases to the open loop after it); returns how long that took. Without a database
+/// URL there is nothing to watch and no wait.
+async fn drain_follow_ups(pool: Option<&PgPool>) -> anyhow::Result<Option<f64>> {
+    let Some(pool) = pool else { return Ok(None) };
+    let start = Instant::now();
+    loop {
+        let owed: i64 = sqlx::query_scalar(FOLLOW_UPS).fetch_one(pool).await?;
+        if owed == 0 || start.elapsed() > DRAIN_GIVE_UP {
+            if owed > 0 {
+                eprintln!("{owed} follow-ups still owed after {DRAIN_GIVE_UP:?}; measuring anyway");
+            }
+            return Ok(Some(crate::stats::round(start.elapsed().as_secs_f64())));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Every bidder bids on `auctions` until `duration` is up; returns the phase report.
