@@ -1,5 +1,7 @@
-//! What `/proc` says: the web server's pid and resident memory, and our open-files limit.
+//! What `/proc` says: the web server's pid and resident memory, CPU time by program, and our
+//! open-files limit.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -96,4 +98,40 @@ impl PeakSampler {
         self.task.abort();
         Some(self.peak.load(Ordering::Relaxed)).filter(|&kib| kib > 0)
     }
+}
+
+/// Clock ticks per second in `/proc/<pid>/stat` (USER_HZ, 100 on every Linux architecture we run on).
+const USER_HZ: f64 = 100.0;
+
+/// CPU time (user + system, in clock ticks) used so far by every process on this host, summed by
+/// program name: a `postgres` backend and the PostgreSQL server count as one `postgres`.
+pub fn cpu_ticks_by_program() -> BTreeMap<String, u64> {
+    let mut ticks = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return ticks };
+    for entry in entries.filter_map(Result::ok) {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // `pid (comm) state …`: comm may hold spaces and parentheses, so split at the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let used =
+            fields.get(11).zip(fields.get(12)).and_then(|(u, s)| Some(u.parse::<u64>().ok()? + s.parse::<u64>().ok()?));
+        if let Some(used) = used {
+            *ticks.entry(stat[open + 1..close].to_owned()).or_default() += used;
+        }
+    }
+    ticks
+}
+
+/// Milliseconds of CPU per `per` units of work, by program, between two [`cpu_ticks_by_program`]
+/// readings; programs that used under a tenth of a millisecond per unit are left out.
+pub fn cpu_ms_per(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, per: u64) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(name, &t)| {
+            let used = t.saturating_sub(before.get(name).copied().unwrap_or(0));
+            (name.clone(), (used as f64 * 1000.0 / USER_HZ / per.max(1) as f64 * 100.0).round() / 100.0)
+        })
+        .filter(|&(_, ms)| ms >= 0.1)
+        .collect()
 }

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::client::{Api, Auction, Session};
+use crate::procfs;
 use crate::seed::{self, FIRST_BIDDER, SELLERS};
 use crate::stats::{Check, LatencySummary, all_pass, merge_counts, rate};
 
@@ -239,6 +240,7 @@ async fn drain_follow_ups(pool: Option<&PgPool>) -> anyhow::Result<Option<f64>> 
 async fn phase(api: &Api, name: &str, bidders: &[Session], auctions: &[Auction], duration: Duration) -> Value {
     eprintln!("{name}: {} bidders, closed loop, on {} auctions for {duration:?}", bidders.len(), auctions.len());
     let board = Arc::new(Board::new(auctions));
+    let cpu_before = procfs::cpu_ticks_by_program();
     let start = Instant::now();
     let deadline = start + duration;
     let tasks: Vec<_> = bidders
@@ -258,6 +260,7 @@ async fn phase(api: &Api, name: &str, bidders: &[Session], auctions: &[Auction],
     let elapsed = start.elapsed();
 
     let accepted = tally.accepted_latencies.len() as u64;
+    let cpu_ms_per_accepted_bid = procfs::cpu_ms_per(&cpu_before, &procfs::cpu_ticks_by_program(), accepted);
     let attempted = tally.attempt_latencies.len() as u64;
     let accepted_per_sec = rate(accepted, elapsed);
     let accepted_latency = LatencySummary::from_samples(&mut tally.accepted_latencies);
@@ -283,6 +286,7 @@ async fn phase(api: &Api, name: &str, bidders: &[Session], auctions: &[Auction],
         "other_4xx": tally.other_4xx.values().sum::<u64>(),
         "other_4xx_by_code": tally.other_4xx,
         "refresh_gets": tally.refresh_gets,
+        "cpu_ms_per_accepted_bid": cpu_ms_per_accepted_bid,
         "checks": checks,
         "pass": all_pass(&checks),
     })
