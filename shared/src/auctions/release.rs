@@ -16,6 +16,9 @@ pub enum ReleaseOutcome {
     StillLeading,
     /// No such hold.
     Missing,
+    /// A bid held the hold's auction at that moment and the batch did not wait for it: nothing was
+    /// decided (only from [`release_idle_holds`]).
+    Busy,
 }
 
 impl ReleaseOutcome {
@@ -25,6 +28,7 @@ impl ReleaseOutcome {
             "already_ended" => Self::AlreadyEnded,
             "still_leading" => Self::StillLeading,
             "missing" => Self::Missing,
+            "busy" => Self::Busy,
             other => return Err(sqlx::Error::Protocol(format!("release_hold answered {other:?}"))),
         })
     }
@@ -45,8 +49,30 @@ pub async fn release_outbid_holds(
     let rows = sqlx::query_scalar!(r#"SELECT outcome AS "outcome!" FROM release_holds($1) ORDER BY ordinal"#, &ids)
         .fetch_all(conn)
         .await?;
+    outcomes(hold_ids, &rows)
+}
+
+/// [`release_outbid_holds`] without waiting for bids: the holds whose auction a bid holds at that
+/// moment come back [`ReleaseOutcome::Busy`], undecided (`release_idle_holds`,
+/// migrations/20261203000002_release_idle_holds.sql), so a batch never keeps the other auctions of
+/// the batch locked while it waits for one.
+#[tracing::instrument(skip_all, fields(holds = hold_ids.len()))]
+pub async fn release_idle_holds(
+    conn: &mut PgConnection,
+    hold_ids: &[HoldId],
+) -> Result<Vec<ReleaseOutcome>, sqlx::Error> {
+    let ids: Vec<i64> = hold_ids.iter().map(|id| id.0).collect();
+    let rows =
+        sqlx::query_scalar!(r#"SELECT outcome AS "outcome!" FROM release_idle_holds($1) ORDER BY ordinal"#, &ids)
+            .fetch_all(conn)
+            .await?;
+    outcomes(hold_ids, &rows)
+}
+
+/// The answer of `release_holds` or `release_idle_holds`, one outcome per hold asked for.
+fn outcomes(hold_ids: &[HoldId], rows: &[String]) -> Result<Vec<ReleaseOutcome>, sqlx::Error> {
     if rows.len() != hold_ids.len() {
-        return Err(sqlx::Error::Protocol(format!("release_holds answered {} of {} holds", rows.len(), ids.len())));
+        return Err(sqlx::Error::Protocol(format!("release answered {} of {} holds", rows.len(), hold_ids.len())));
     }
     let outcomes = rows.iter().map(|outcome| ReleaseOutcome::parse(outcome)).collect::<Result<Vec<_>, _>>()?;
     for (hold_id, outcome) in hold_ids.iter().zip(&outcomes) {

@@ -4,15 +4,18 @@
 //! releases of one auction queue up on its row lock). So each delivery hands its hold to the
 //! process's [`ReleaseBatcher`] and waits: one task sends every hold waiting at that moment as one
 //! statement, and answers each delivery with its own hold's outcome. Under light load a batch is
-//! one hold and adds no wait; under load batches grow by themselves. Delivery, retry and the dead
-//! set stay per hold.
+//! one hold and adds no wait; under load batches grow by themselves. A batch does not wait for bids:
+//! the holds of an auction a bid holds at that moment are offered again a moment later. Delivery,
+//! retry and the dead set stay per hold.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Job, JobContext, JobError, Queue};
-use crate::auctions::release::{ReleaseOutcome, release_outbid_holds};
+use crate::auctions::release::{ReleaseOutcome, release_idle_holds, release_outbid_holds};
 use crate::ids::HoldId;
 
 /// Release one hold, unless it leads its auction again.
@@ -75,19 +78,80 @@ impl ReleaseBatcher {
     }
 }
 
-/// Takes every hold waiting (up to [`MAX_BATCH`]), releases them in one statement, answers each
-/// waiter, and repeats until every batcher is gone.
+/// A delivery waiting for its hold's outcome.
+struct Waiter {
+    hold_id: HoldId,
+    reply: Reply,
+    /// Batches that found its auction held by a bid.
+    busy: u32,
+}
+
+/// How long a hold whose auction was busy waits before it is offered again.
+const BUSY_PAUSE: Duration = Duration::from_millis(5);
+/// After this many busy answers a hold goes through the batch that waits for the bid.
+const BUSY_TRIES: u32 = 4;
+
+/// Takes every hold waiting (up to [`MAX_BATCH`]) and releases them in one statement that skips the
+/// auctions bids hold at that moment; the holds of those are offered again after [`BUSY_PAUSE`],
+/// and after [`BUSY_TRIES`] busy answers released by a statement that waits (a hot auction is never
+/// free for long). Answers each waiter, and repeats until every batcher is gone and no hold waits.
 async fn release_batches(pool: PgPool, mut queue: mpsc::Receiver<(HoldId, Reply)>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let ids: Vec<HoldId> = batch.iter().map(|(id, _)| *id).collect();
-        let outcomes = match pool.acquire().await {
-            Ok(mut conn) => release_outbid_holds(&mut conn, &ids).await.map_err(|e| e.to_string()),
-            Err(err) => Err(err.to_string()),
-        };
-        for (k, (_, reply)) in batch.drain(..).enumerate() {
+    let mut arrived = Vec::with_capacity(MAX_BATCH);
+    let mut busy: Vec<Waiter> = Vec::new();
+    loop {
+        if busy.is_empty() {
+            if queue.recv_many(&mut arrived, MAX_BATCH).await == 0 {
+                return;
+            }
+        } else {
+            tokio::time::sleep(BUSY_PAUSE).await;
+            while arrived.len() < MAX_BATCH
+                && let Ok(waiting) = queue.try_recv()
+            {
+                arrived.push(waiting);
+            }
+        }
+        let (stubborn, retried): (Vec<Waiter>, Vec<Waiter>) = busy.drain(..).partition(|w| w.busy >= BUSY_TRIES);
+        if !stubborn.is_empty() {
+            run_batch(&pool, stubborn, Wait::ForBids).await;
+        }
+        let batch =
+            retried.into_iter().chain(arrived.drain(..).map(|(hold_id, reply)| Waiter { hold_id, reply, busy: 0 }));
+        busy = run_batch(&pool, batch.collect(), Wait::No).await;
+    }
+}
+
+/// Whether a batch waits for the bids holding its holds' auctions.
+#[derive(Clone, Copy)]
+enum Wait {
+    ForBids,
+    No,
+}
+
+/// Releases `batch` in one statement and answers each waiter, except those whose auction was busy:
+/// they are returned, to be offered again.
+async fn run_batch(pool: &PgPool, batch: Vec<Waiter>, wait: Wait) -> Vec<Waiter> {
+    let ids: Vec<HoldId> = batch.iter().map(|w| w.hold_id).collect();
+    let outcomes = match pool.acquire().await {
+        Ok(mut conn) => match wait {
+            Wait::ForBids => release_outbid_holds(&mut conn, &ids).await,
+            Wait::No => release_idle_holds(&mut conn, &ids).await,
+        }
+        .map_err(|e| e.to_string()),
+        Err(err) => Err(err.to_string()),
+    };
+    let mut busy = Vec::new();
+    for (k, mut waiter) in batch.into_iter().enumerate() {
+        match outcomes.as_ref().map(|outcomes| outcomes[k]) {
+            Ok(ReleaseOutcome::Busy) => {
+                waiter.busy += 1;
+                busy.push(waiter);
+            }
             // A waiter that gave up (its delivery timed out) is retried by the queue.
-            let _ = reply.send(outcomes.as_ref().map(|outcomes| outcomes[k]).map_err(Clone::clone));
+            answer => {
+                let _ = waiter.reply.send(answer.map_err(Clone::clone));
+            }
         }
     }
+    busy
 }

@@ -1,7 +1,7 @@
 //! Holds end exactly once, whatever is retried or replayed: the earlier version paid a seller twice
 //! when a closed auction was re-opened and refunded a hold twice when a user was deleted.
 
-use neighborbid_shared::auctions::release::{ReleaseOutcome, release_outbid_hold};
+use neighborbid_shared::auctions::release::{ReleaseOutcome, release_idle_holds, release_outbid_hold};
 use neighborbid_shared::ids::{HoldId, UserId};
 use neighborbid_shared::ledger::holds::{self, Ended};
 use serde_json::json;
@@ -125,5 +125,73 @@ async fn releases_delivered_together_are_batched_and_each_hold_ends_as_it_would_
         let held = if k == 5 { 3 * 15_000 } else { 0 };
         assert_eq!(app.wallet(token).await, (100_000 - held, held), "bidder {k}");
     }
+    app.assert_audit_clean().await;
+}
+
+/// Two auctions, each with an outbid hold; returns (auction ids, their outbid holds' ids), in the
+/// same order, and the outbid bidder's token.
+async fn two_outbid_holds(app: &TestApp) -> ([i64; 2], [HoldId; 2], String) {
+    let seller = app.user_token("seller").await;
+    let (minji, junho) = (app.user_token("minji").await, app.user_token("junho").await);
+    app.deposit(&minji, 100_000).await;
+    app.deposit(&junho, 100_000).await;
+    let mut auctions = [0; 2];
+    let mut outbid = [HoldId(0); 2];
+    for k in 0..2 {
+        auctions[k] = app.create_auction(&seller, json!({})).await["id"].as_i64().unwrap();
+        assert_eq!(app.bid(&minji, auctions[k], 10_000).await.status(), 201);
+        assert_eq!(app.bid(&junho, auctions[k], 12_000).await.status(), 201);
+        outbid[k] = sqlx::query_scalar(
+            "SELECT h.id FROM holds h JOIN auctions a ON a.id = h.auction_id \
+             WHERE h.auction_id = $1 AND h.id <> a.leader_hold_id",
+        )
+        .bind(auctions[k])
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    }
+    (auctions, outbid, minji)
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn a_release_batch_does_not_wait_for_a_bid_holding_one_of_its_auctions(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let ([busy_auction, _], [busy_hold, idle_hold], minji) = two_outbid_holds(&app).await;
+    // A bid in progress holds the first auction's row.
+    let mut bid = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM auctions WHERE id = $1 FOR UPDATE").bind(busy_auction).execute(&mut *bid).await.unwrap();
+
+    let mut conn = app.pool.acquire().await.unwrap();
+    let outcomes =
+        tokio::time::timeout(std::time::Duration::from_secs(5), release_idle_holds(&mut conn, &[busy_hold, idle_hold]))
+            .await
+            .expect("the batch waited for the bid")
+            .unwrap();
+    assert_eq!(outcomes, [ReleaseOutcome::Busy, ReleaseOutcome::Released]);
+    assert_eq!(app.wallet(&minji).await, (90_000, 10_000), "only the idle auction's hold came back");
+
+    bid.commit().await.unwrap();
+    assert_eq!(release_idle_holds(&mut conn, &[busy_hold]).await.unwrap(), [ReleaseOutcome::Released]);
+    assert_eq!(app.wallet(&minji).await, (100_000, 0));
+    app.assert_audit_clean().await;
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn a_delivery_whose_auction_stays_busy_is_released_once_the_bid_ends(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let ([busy_auction, _], [busy_hold, _], minji) = two_outbid_holds(&app).await;
+    let mut bid = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM auctions WHERE id = $1 FOR UPDATE").bind(busy_auction).execute(&mut *bid).await.unwrap();
+
+    // Longer than the batcher's busy retries: the delivery ends up waiting for the bid, and is
+    // answered once the bid commits.
+    let releases = app.jobs.releases.clone();
+    let delivery = tokio::spawn(async move { releases.release(busy_hold).await.unwrap() });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!delivery.is_finished(), "released while a bid held its auction");
+    bid.commit().await.unwrap();
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), delivery).await;
+    assert_eq!(outcome.expect("the delivery was never answered").unwrap(), ReleaseOutcome::Released);
+    assert_eq!(app.wallet(&minji).await, (90_000, 10_000), "one hold released, the other still owed");
     app.assert_audit_clean().await;
 }
