@@ -153,13 +153,18 @@ async fn two_outbid_holds(app: &TestApp) -> ([i64; 2], [HoldId; 2], String) {
     (auctions, outbid, minji)
 }
 
+/// A transaction holding `auction`'s row lock, as a bid in progress does, until it commits.
+async fn bid_in_progress(app: &TestApp, auction: i64) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut bid = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM auctions WHERE id = $1 FOR UPDATE").bind(auction).execute(&mut *bid).await.unwrap();
+    bid
+}
+
 #[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_release_batch_does_not_wait_for_a_bid_holding_one_of_its_auctions(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let ([busy_auction, _], [busy_hold, idle_hold], minji) = two_outbid_holds(&app).await;
-    // A bid in progress holds the first auction's row.
-    let mut bid = app.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM auctions WHERE id = $1 FOR UPDATE").bind(busy_auction).execute(&mut *bid).await.unwrap();
+    let bid = bid_in_progress(&app, busy_auction).await;
 
     let mut conn = app.pool.acquire().await.unwrap();
     let outcomes =
@@ -180,8 +185,7 @@ async fn a_release_batch_does_not_wait_for_a_bid_holding_one_of_its_auctions(poo
 async fn a_delivery_whose_auction_stays_busy_is_released_once_the_bid_ends(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let ([busy_auction, _], [busy_hold, _], minji) = two_outbid_holds(&app).await;
-    let mut bid = app.pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM auctions WHERE id = $1 FOR UPDATE").bind(busy_auction).execute(&mut *bid).await.unwrap();
+    let bid = bid_in_progress(&app, busy_auction).await;
 
     // Longer than the batcher's busy retries: the delivery ends up waiting for the bid, and is
     // answered once the bid commits.
