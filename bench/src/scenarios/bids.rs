@@ -6,8 +6,8 @@
 //! latency counts from when a bid was due, so a slow server cannot hide its queue. With a database
 //! URL, pgbench runs a bid-shaped reference transaction on the same PostgreSQL for the same time,
 //! and the report gives our accepted bids per second as a share of it; each measured run then also
-//! waits until the runs before it have no releases or emails left owed (`follow_up_drain_secs`). Bidders bid the last amount
-//! they know to be acceptable (from bid answers and `bid_too_low` details) rather than reading the
+//! waits until the runs before it have no releases or emails left owed (`follow_up_drain_secs`).
+//! Bidders bid the last amount they know to be acceptable (from bid answers and `bid_too_low` details) rather than reading the
 //! auction first, so the server sees as many bid attempts as it can take.
 
 use std::collections::BTreeMap;

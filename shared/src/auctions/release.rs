@@ -17,7 +17,7 @@ pub enum ReleaseOutcome {
     /// No such hold.
     Missing,
     /// A bid held the hold's auction at that moment and the batch did not wait for it: nothing was
-    /// decided (only from [`release_idle_holds`]).
+    /// decided (only with [`Wait::No`]).
     Busy,
 }
 
@@ -34,43 +34,43 @@ impl ReleaseOutcome {
     }
 }
 
+/// Whether a release waits for the bids holding its holds' auctions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Wait for them: every hold is decided.
+    ForBids,
+    /// Do not: the holds of an auction a bid holds at that moment come back
+    /// [`ReleaseOutcome::Busy`], undecided, so a batch never keeps its other auctions locked while
+    /// it waits for one.
+    No,
+}
+
 /// Releases each of `hold_ids` that is not the leading hold of an auction still live or awaiting
 /// settlement, and tells outbid bidders, in one statement and one commit: the SQL function
-/// `release_holds` (migrations/20261202000001_release_batches.sql), which decides each hold on its
-/// own with `release_hold` after taking every lock in the order bids take them, so it cannot
-/// deadlock with bids. Answers each element of `hold_ids` in order: a hold given twice is released
-/// by the first and `AlreadyEnded` for the second, as two calls would find it.
-#[tracing::instrument(skip_all, fields(holds = hold_ids.len()))]
+/// `release_holds` (migrations/20261202000001_release_batches.sql), or with [`Wait::No`]
+/// `release_idle_holds` (migrations/20261203000002_release_idle_holds.sql), which decide each hold
+/// on its own with `release_hold` after taking every lock in the order bids take them, so they
+/// cannot deadlock with bids. Answers each element of `hold_ids` in order: a hold given twice is
+/// released by the first and `AlreadyEnded` for the second, as two calls would find it.
+#[tracing::instrument(skip_all, fields(holds = hold_ids.len(), ?wait))]
 pub async fn release_outbid_holds(
     conn: &mut PgConnection,
     hold_ids: &[HoldId],
+    wait: Wait,
 ) -> Result<Vec<ReleaseOutcome>, sqlx::Error> {
     let ids: Vec<i64> = hold_ids.iter().map(|id| id.0).collect();
-    let rows = sqlx::query_scalar!(r#"SELECT outcome AS "outcome!" FROM release_holds($1) ORDER BY ordinal"#, &ids)
-        .fetch_all(conn)
-        .await?;
-    outcomes(hold_ids, &rows)
-}
-
-/// [`release_outbid_holds`] without waiting for bids: the holds whose auction a bid holds at that
-/// moment come back [`ReleaseOutcome::Busy`], undecided (`release_idle_holds`,
-/// migrations/20261203000002_release_idle_holds.sql), so a batch never keeps the other auctions of
-/// the batch locked while it waits for one.
-#[tracing::instrument(skip_all, fields(holds = hold_ids.len()))]
-pub async fn release_idle_holds(
-    conn: &mut PgConnection,
-    hold_ids: &[HoldId],
-) -> Result<Vec<ReleaseOutcome>, sqlx::Error> {
-    let ids: Vec<i64> = hold_ids.iter().map(|id| id.0).collect();
-    let rows =
-        sqlx::query_scalar!(r#"SELECT outcome AS "outcome!" FROM release_idle_holds($1) ORDER BY ordinal"#, &ids)
-            .fetch_all(conn)
-            .await?;
-    outcomes(hold_ids, &rows)
-}
-
-/// The answer of `release_holds` or `release_idle_holds`, one outcome per hold asked for.
-fn outcomes(hold_ids: &[HoldId], rows: &[String]) -> Result<Vec<ReleaseOutcome>, sqlx::Error> {
+    let rows = match wait {
+        Wait::ForBids => {
+            sqlx::query_scalar!(r#"SELECT outcome AS "outcome!" FROM release_holds($1) ORDER BY ordinal"#, &ids)
+                .fetch_all(conn)
+                .await?
+        }
+        Wait::No => {
+            sqlx::query_scalar!(r#"SELECT outcome AS "outcome!" FROM release_idle_holds($1) ORDER BY ordinal"#, &ids)
+                .fetch_all(conn)
+                .await?
+        }
+    };
     if rows.len() != hold_ids.len() {
         return Err(sqlx::Error::Protocol(format!("release answered {} of {} holds", rows.len(), hold_ids.len())));
     }
@@ -85,5 +85,5 @@ fn outcomes(hold_ids: &[HoldId], rows: &[String]) -> Result<Vec<ReleaseOutcome>,
 
 /// [`release_outbid_holds`] for one hold.
 pub async fn release_outbid_hold(conn: &mut PgConnection, hold_id: HoldId) -> Result<ReleaseOutcome, sqlx::Error> {
-    Ok(release_outbid_holds(conn, &[hold_id]).await?[0])
+    Ok(release_outbid_holds(conn, &[hold_id], Wait::ForBids).await?[0])
 }

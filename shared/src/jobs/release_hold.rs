@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Job, JobContext, JobError, Queue};
-use crate::auctions::release::{ReleaseOutcome, release_idle_holds, release_outbid_holds};
+use crate::auctions::release::{ReleaseOutcome, Wait, release_outbid_holds};
 use crate::ids::HoldId;
 
 /// Release one hold, unless it leads its auction again.
@@ -112,32 +112,22 @@ async fn release_batches(pool: PgPool, mut queue: mpsc::Receiver<(HoldId, Reply)
             }
         }
         let (stubborn, retried): (Vec<Waiter>, Vec<Waiter>) = busy.drain(..).partition(|w| w.busy >= BUSY_TRIES);
-        if !stubborn.is_empty() {
-            run_batch(&pool, stubborn, Wait::ForBids).await;
-        }
+        run_batch(&pool, stubborn, Wait::ForBids).await;
         let batch =
             retried.into_iter().chain(arrived.drain(..).map(|(hold_id, reply)| Waiter { hold_id, reply, busy: 0 }));
         busy = run_batch(&pool, batch.collect(), Wait::No).await;
     }
 }
 
-/// Whether a batch waits for the bids holding its holds' auctions.
-#[derive(Clone, Copy)]
-enum Wait {
-    ForBids,
-    No,
-}
-
 /// Releases `batch` in one statement and answers each waiter, except those whose auction was busy:
 /// they are returned, to be offered again.
 async fn run_batch(pool: &PgPool, batch: Vec<Waiter>, wait: Wait) -> Vec<Waiter> {
+    if batch.is_empty() {
+        return batch;
+    }
     let ids: Vec<HoldId> = batch.iter().map(|w| w.hold_id).collect();
     let outcomes = match pool.acquire().await {
-        Ok(mut conn) => match wait {
-            Wait::ForBids => release_outbid_holds(&mut conn, &ids).await,
-            Wait::No => release_idle_holds(&mut conn, &ids).await,
-        }
-        .map_err(|e| e.to_string()),
+        Ok(mut conn) => release_outbid_holds(&mut conn, &ids, wait).await.map_err(|e| e.to_string()),
         Err(err) => Err(err.to_string()),
     };
     let mut busy = Vec::new();

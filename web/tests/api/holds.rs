@@ -1,7 +1,7 @@
 //! Holds end exactly once, whatever is retried or replayed: the earlier version paid a seller twice
 //! when a closed auction was re-opened and refunded a hold twice when a user was deleted.
 
-use neighborbid_shared::auctions::release::{ReleaseOutcome, release_idle_holds, release_outbid_hold};
+use neighborbid_shared::auctions::release::{ReleaseOutcome, Wait, release_outbid_hold, release_outbid_holds};
 use neighborbid_shared::ids::{HoldId, UserId};
 use neighborbid_shared::ledger::holds::{self, Ended};
 use serde_json::json;
@@ -167,16 +167,18 @@ async fn a_release_batch_does_not_wait_for_a_bid_holding_one_of_its_auctions(poo
     let bid = bid_in_progress(&app, busy_auction).await;
 
     let mut conn = app.pool.acquire().await.unwrap();
-    let outcomes =
-        tokio::time::timeout(std::time::Duration::from_secs(5), release_idle_holds(&mut conn, &[busy_hold, idle_hold]))
-            .await
-            .expect("the batch waited for the bid")
-            .unwrap();
+    let outcomes = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        release_outbid_holds(&mut conn, &[busy_hold, idle_hold], Wait::No),
+    )
+    .await
+    .expect("the batch waited for the bid")
+    .unwrap();
     assert_eq!(outcomes, [ReleaseOutcome::Busy, ReleaseOutcome::Released]);
     assert_eq!(app.wallet(&minji).await, (90_000, 10_000), "only the idle auction's hold came back");
 
     bid.commit().await.unwrap();
-    assert_eq!(release_idle_holds(&mut conn, &[busy_hold]).await.unwrap(), [ReleaseOutcome::Released]);
+    assert_eq!(release_outbid_holds(&mut conn, &[busy_hold], Wait::No).await.unwrap(), [ReleaseOutcome::Released]);
     assert_eq!(app.wallet(&minji).await, (100_000, 0));
     app.assert_audit_clean().await;
 }
