@@ -1,5 +1,6 @@
 //! The bid load a phase runs while its clients watch: bidders climbing a shared ladder per auction
-//! (as in the `bids` scenario, simplified), recording when each bid was sent and accepted.
+//! (as in the `bids` scenario, simplified), recording when each bid was sent and accepted; as fast
+//! as the server answers, or paced to a number of bids a second.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -56,6 +57,22 @@ impl Board {
     }
 }
 
+/// Hands out the moments to send a bid: `rate` a second across all bidders, on a fixed schedule
+/// (a tick missed because every bidder was busy is skipped, not made up in a burst).
+struct Pacer(tokio::sync::Mutex<tokio::time::Interval>);
+
+impl Pacer {
+    fn new(rate: f64) -> Self {
+        let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        Self(tokio::sync::Mutex::new(ticks))
+    }
+
+    async fn wait(&self) {
+        self.0.lock().await.tick().await;
+    }
+}
+
 #[derive(Default)]
 struct Tally {
     attempted: u64,
@@ -66,14 +83,17 @@ struct Tally {
     transport_errors: u64,
 }
 
-/// Runs `bidders` against `auctions` for `duration`; returns the load's report.
+/// Runs `bidders` against `auctions` for `duration`, sending `pace` bids a second in all (`None`:
+/// each bidder bids again as soon as it has its answer); returns the load's report.
 pub async fn run(
     api: &Api,
     bidders: &[Session],
     auctions: &[Auction],
     timings: &Arc<Timings>,
     duration: Duration,
+    pace: Option<f64>,
 ) -> Value {
+    let pacer = pace.map(|pace| Arc::new(Pacer::new(pace)));
     let board = Arc::new(Board {
         ids: auctions.iter().map(|a| a.id).collect(),
         rungs: auctions
@@ -89,7 +109,8 @@ pub async fn run(
         .iter()
         .map(|me| {
             let (api, me, board, timings) = (api.clone(), me.clone(), Arc::clone(&board), Arc::clone(timings));
-            tokio::spawn(async move { bid_loop(&api, &me, &board, &timings, deadline).await })
+            let pacer = pacer.clone();
+            tokio::spawn(async move { bid_loop(&api, &me, &board, &timings, pacer.as_deref(), deadline).await })
         })
         .collect();
     let mut tally = Tally::default();
@@ -111,6 +132,8 @@ pub async fn run(
     json!({
         "bidders": bidders.len(),
         "auctions": auctions.len(),
+        "paced_bids_per_sec": pace.map(round),
+        "attempted_per_sec": rate(tally.attempted, elapsed),
         "elapsed_secs": round(elapsed.as_secs_f64()),
         "attempted": tally.attempted,
         "accepted": accepted,
@@ -124,7 +147,14 @@ pub async fn run(
     })
 }
 
-async fn bid_loop(api: &Api, me: &Session, board: &Board, timings: &Timings, deadline: Instant) -> Tally {
+async fn bid_loop(
+    api: &Api,
+    me: &Session,
+    board: &Board,
+    timings: &Timings,
+    pacer: Option<&Pacer>,
+    deadline: Instant,
+) -> Tally {
     let mut tally = Tally::default();
     let mut waits = 0_u32;
     while Instant::now() < deadline {
@@ -145,6 +175,12 @@ async fn bid_loop(api: &Api, me: &Session, board: &Board, timings: &Timings, dea
                 refresh(api, board, idx).await;
             }
             continue;
+        }
+        if let Some(pacer) = pacer {
+            pacer.wait().await;
+            if Instant::now() >= deadline {
+                break;
+            }
         }
         let (id, amount) = (board.ids[idx], board.claim(idx));
         let sent = Instant::now();
