@@ -16,8 +16,9 @@ pub enum ReleaseOutcome {
     StillLeading,
     /// No such hold.
     Missing,
-    /// A bid held the hold's auction at that moment and the batch did not wait for it: nothing was
-    /// decided (only with [`Wait::No`]).
+    /// Another transaction (a bid, a deposit, another batch) held the hold's auction or its
+    /// bidder's wallet at that moment and the batch did not wait for it: nothing was decided (only
+    /// with [`Wait::No`]).
     Busy,
 }
 
@@ -34,21 +35,21 @@ impl ReleaseOutcome {
     }
 }
 
-/// Whether a release waits for the bids holding its holds' auctions.
+/// Whether a release waits for the bids holding its holds' auctions and bidders' wallets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
     /// Wait for them: every hold is decided.
     ForBids,
-    /// Do not: the holds of an auction a bid holds at that moment come back
-    /// [`ReleaseOutcome::Busy`], undecided, so a batch never keeps its other auctions locked while
-    /// it waits for one.
+    /// Do not: the holds whose auction or bidder's wallet another transaction holds at that moment
+    /// come back [`ReleaseOutcome::Busy`], undecided, so a batch never keeps what it took locked
+    /// while it waits for something else.
     No,
 }
 
 /// Releases each of `hold_ids` that is not the leading hold of an auction still live or awaiting
 /// settlement, and tells outbid bidders, in one statement and one commit: the SQL function
 /// `release_holds` (migrations/20261202000001_release_batches.sql), or with [`Wait::No`]
-/// `release_idle_holds` (migrations/20261203000002_release_idle_holds.sql), which decide each hold
+/// `release_idle_holds` (migrations/20261203000003_release_idle_wallets.sql), which decide each hold
 /// on its own with `release_hold` after taking every lock in the order bids take them, so they
 /// cannot deadlock with bids. Answers each element of `hold_ids` in order: a hold given twice is
 /// released by the first and `AlreadyEnded` for the second, as two calls would find it.

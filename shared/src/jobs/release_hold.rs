@@ -92,7 +92,7 @@ const BUSY_PAUSE: Duration = Duration::from_millis(5);
 const BUSY_TRIES: u32 = 4;
 
 /// Takes every hold waiting (up to [`MAX_BATCH`]) and releases them in one statement that skips the
-/// auctions bids hold at that moment; the holds of those are offered again after [`BUSY_PAUSE`],
+/// auctions and wallets other transactions hold at that moment; those holds are offered again after [`BUSY_PAUSE`],
 /// and after [`BUSY_TRIES`] busy answers released by a statement that waits (a hot auction is never
 /// free for long). Answers each waiter, and repeats until every batcher is gone and no hold waits.
 async fn release_batches(pool: PgPool, mut queue: mpsc::Receiver<(HoldId, Reply)>) {

@@ -7,7 +7,7 @@ use neighborbid_shared::ledger::holds::{self, Ended};
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, body};
+use crate::helpers::{PASSWORD, TestApp, body};
 
 /// An auction with one bid of 20,000 by `minji`; returns (hold id, seller id, minji's token, seller's token).
 async fn one_bid(app: &TestApp) -> (HoldId, UserId, String, String) {
@@ -180,6 +180,47 @@ async fn a_release_batch_does_not_wait_for_a_bid_holding_one_of_its_auctions(poo
     bid.commit().await.unwrap();
     assert_eq!(release_outbid_holds(&mut conn, &[busy_hold], Wait::No).await.unwrap(), [ReleaseOutcome::Released]);
     assert_eq!(app.wallet(&minji).await, (100_000, 0));
+    app.assert_audit_clean().await;
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn a_release_batch_does_not_wait_for_a_wallet_another_transaction_holds(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let ([_, second_auction], [minjis_hold, _], minji) = two_outbid_holds(&app).await;
+    // Seoyeon outbids junho on the second auction: his hold there is owed a release too.
+    let (junho, seoyeon) = (app.login("junho", PASSWORD).await, app.user_token("seoyeon").await);
+    app.deposit(&seoyeon, 100_000).await;
+    assert_eq!(app.bid(&seoyeon, second_auction, 13_000).await.status(), 201);
+    let junhos_hold: HoldId = sqlx::query_scalar(
+        "SELECT h.id FROM holds h JOIN users u ON u.id = h.user_id WHERE h.auction_id = $1 AND u.username = 'junho'",
+    )
+    .bind(second_auction)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    // Minji's wallet is in use, as it is while her next bid or a deposit moves her money.
+    let mut wallet_in_use = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM accounts WHERE user_id = (SELECT user_id FROM holds WHERE id = $1) FOR UPDATE")
+        .bind(minjis_hold)
+        .execute(&mut *wallet_in_use)
+        .await
+        .unwrap();
+
+    let mut conn = app.pool.acquire().await.unwrap();
+    let outcomes = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        release_outbid_holds(&mut conn, &[minjis_hold, junhos_hold], Wait::No),
+    )
+    .await
+    .expect("the batch waited for minji's wallet")
+    .unwrap();
+    assert_eq!(outcomes, [ReleaseOutcome::Busy, ReleaseOutcome::Released]);
+    assert_eq!(app.wallet(&junho).await, (88_000, 12_000), "junho's hold on the second auction came back");
+    assert_eq!(app.wallet(&minji).await, (80_000, 20_000), "minji's holds wait for her wallet");
+
+    wallet_in_use.commit().await.unwrap();
+    assert_eq!(release_outbid_holds(&mut conn, &[minjis_hold], Wait::No).await.unwrap(), [ReleaseOutcome::Released]);
+    assert_eq!(app.wallet(&minji).await, (90_000, 10_000));
     app.assert_audit_clean().await;
 }
 
