@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -125,6 +126,9 @@ pub struct Limits {
     pub ws_max_connections_per_ip: usize,
     /// `MAX_OPEN_AUCTIONS_PER_USER`: scheduled and active auctions one seller may have at once.
     pub max_open_auctions_per_user: i64,
+    /// `BID_CONCURRENCY`: bids and buy-nows one web process runs in PostgreSQL at once; the rest
+    /// wait their turn in arrival order.
+    pub bid_concurrency: NonZeroUsize,
 }
 
 /// Retention periods of the records that are not the record of what happened (the ledger, bids and
@@ -255,6 +259,7 @@ impl Limits {
             ws_max_connections: parse(lookup, "WS_MAX_CONNECTIONS", 20_000)?,
             ws_max_connections_per_ip: parse(lookup, "WS_MAX_CONNECTIONS_PER_IP", 100)?,
             max_open_auctions_per_user: parse(lookup, "MAX_OPEN_AUCTIONS_PER_USER", 100)?,
+            bid_concurrency: parse(lookup, "BID_CONCURRENCY", NonZeroUsize::new(4).expect("not zero"))?,
         })
     }
 }
@@ -328,6 +333,14 @@ mod tests {
         assert_eq!(off.trusted_proxies.len(), 2);
         let err = config(&[("TRUSTED_PROXIES", "proxy.local")]).unwrap_err();
         assert!(err.to_string().contains("TRUSTED_PROXIES"), "{err}");
+    }
+
+    #[test]
+    fn bids_take_turns_and_at_least_one_runs() {
+        assert_eq!(config(&[]).unwrap().limits.bid_concurrency.get(), 4);
+        assert_eq!(config(&[("BID_CONCURRENCY", "16")]).unwrap().limits.bid_concurrency.get(), 16);
+        let err = config(&[("BID_CONCURRENCY", "0")]).unwrap_err();
+        assert!(err.to_string().contains("BID_CONCURRENCY"), "no bid could ever run: {err}");
     }
 
     #[test]

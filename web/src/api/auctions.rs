@@ -528,9 +528,11 @@ impl AuctionsApi {
         let placed = async {
             let amount = Krw::parse(body.amount, "amount")?;
             let max_amount = body.max_amount.map(|max| Krw::parse(max, "max_amount")).transpose()?;
+            let turn = state.bid_turn().await;
             let mut receipt =
                 bidding::place_bid(&state.pool, AuctionId(id.0), auth.0.user.id, amount, max_amount, key.0.as_deref())
                     .await?;
+            drop(turn);
             state.hub.publish(&std::mem::take(&mut receipt.events));
             Ok(PlacedBid::Created(Json(receipt.into())))
         }
@@ -550,7 +552,9 @@ impl AuctionsApi {
         #[oai(name = "Idempotency-Key")]
         key: Header<Option<String>>,
     ) -> Result<Json<AuctionView>, ApiError<BidErrors>> {
+        let turn = state.bid_turn().await;
         let mut receipt = bidding::buy_now(&state.pool, AuctionId(id.0), auth.0.user.id, key.0.as_deref()).await?;
+        drop(turn);
         state.hub.publish(&std::mem::take(&mut receipt.events));
         Ok(Json(AuctionView::now(receipt.auction)))
     }
