@@ -79,12 +79,22 @@ impl Hub {
         }
     }
 
-    /// Registers a connection for `stream`.
-    pub fn watch(self: &Arc<Self>, stream: Stream) -> (Watch, mpsc::Receiver<Arc<Published>>) {
+    /// Registers a connection for `stream` that starts after `from` (its `after_seq`, never past
+    /// the stream's last stored `seq`). The first watcher of a stream on this process starts the
+    /// record of what was delivered there: no one else here can be owed anything before `from`, and
+    /// the catch-up would otherwise take the stream's whole stored history for undelivered events
+    /// and pour it into the connection's buffer at once, cutting it off as too slow.
+    pub fn watch(self: &Arc<Self>, stream: Stream, from: i64) -> (Watch, mpsc::Receiver<Arc<Published>>) {
         let (tx, rx) = mpsc::channel(CONNECTION_BUFFER);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut watchers = self.watchers.lock().expect("hub lock");
-        watchers.by_stream.entry(stream).or_default().push(Watcher { id, tx });
+        let mut guard = self.watchers.lock().expect("hub lock");
+        let watchers = &mut *guard;
+        let list = watchers.by_stream.entry(stream).or_default();
+        if list.is_empty() {
+            let delivered = watchers.delivered.entry(stream).or_default();
+            *delivered = (*delivered).max(from);
+        }
+        list.push(Watcher { id, tx });
         (Watch { hub: self.clone(), stream, id }, rx)
     }
 

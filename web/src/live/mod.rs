@@ -11,5 +11,5 @@ mod hub;
 mod socket;
 
 pub use caps::ConnectionCaps;
-pub use hub::Hub;
+pub use hub::{CONNECTION_BUFFER, Hub};
 pub use socket::{SUBPROTOCOL, watch_auction, watch_me};

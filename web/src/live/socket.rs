@@ -259,7 +259,7 @@ async fn serve(socket: WebSocketStream, watched: Watched, after_seq: i64) {
     let Watched { hub, stream, .. } = &watched;
     // Registered before the replay, so nothing published meanwhile is missed: the seq check
     // below drops what the replay already sent.
-    let (_watch, mut live) = hub.watch(*stream);
+    let (_watch, mut live) = hub.watch(*stream, after_seq);
     let (mut sink, mut incoming) = socket.split();
     let mut last = after_seq;
     let end = async {

@@ -196,6 +196,30 @@ async fn a_client_claiming_a_future_seq_cannot_blind_the_other_watchers(pool: Pg
     assert_eq!(seqs(&next_events(&mut liar, 1).await), [2], "the claim is clamped to what exists");
 }
 
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn the_first_watcher_of_an_auction_with_a_long_history_is_not_flooded_with_it(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let Rivals { minji, auction_id: id, .. } = app.rivals(1_000_000, json!({ "bid_increment": 1_000 })).await;
+    // More stored events than a connection's buffer holds, and no one watching.
+    let history = i64::try_from(neighborbid_web::live::CONNECTION_BUFFER).unwrap() + 100;
+    sqlx::query(
+        "WITH stored AS (INSERT INTO auction_events (auction_id, seq, type, data) \
+                         SELECT $1, n, 'bid_placed', '{}' FROM generate_series(1, $2) AS n) \
+         UPDATE auctions SET seq = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(history)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let mut client = connect(&app, id, history).await;
+    // Past two passes of the database catch-up, which must not take that history as undelivered.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    app.bid(&minji, id, 10_000).await;
+    assert_eq!(seqs(&next_events(&mut client, 1).await), [history + 1], "the connection stayed open and current");
+}
+
 /// Subscribes to an auction's Redis channel, as every web replica does.
 async fn subscribe(prefix: &str, auction_id: i64) -> redis::aio::PubSub {
     let mut pubsub = redis::Client::open(crate::helpers::redis_url()).unwrap().get_async_pubsub().await.unwrap();
