@@ -160,6 +160,14 @@ async fn bid_in_progress(app: &TestApp, auction: i64) -> sqlx::Transaction<'stat
     bid
 }
 
+/// Releases `holds` in a batch that does not wait ([`Wait::No`]); fails the test if it waits anyway.
+async fn release_without_waiting(conn: &mut sqlx::PgConnection, holds: &[HoldId]) -> Vec<ReleaseOutcome> {
+    tokio::time::timeout(std::time::Duration::from_secs(5), release_outbid_holds(conn, holds, Wait::No))
+        .await
+        .expect("the batch waited for another transaction")
+        .unwrap()
+}
+
 #[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_release_batch_does_not_wait_for_a_bid_holding_one_of_its_auctions(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
@@ -167,13 +175,7 @@ async fn a_release_batch_does_not_wait_for_a_bid_holding_one_of_its_auctions(poo
     let bid = bid_in_progress(&app, busy_auction).await;
 
     let mut conn = app.pool.acquire().await.unwrap();
-    let outcomes = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        release_outbid_holds(&mut conn, &[busy_hold, idle_hold], Wait::No),
-    )
-    .await
-    .expect("the batch waited for the bid")
-    .unwrap();
+    let outcomes = release_without_waiting(&mut conn, &[busy_hold, idle_hold]).await;
     assert_eq!(outcomes, [ReleaseOutcome::Busy, ReleaseOutcome::Released]);
     assert_eq!(app.wallet(&minji).await, (90_000, 10_000), "only the idle auction's hold came back");
 
@@ -207,13 +209,7 @@ async fn a_release_batch_does_not_wait_for_a_wallet_another_transaction_holds(po
         .unwrap();
 
     let mut conn = app.pool.acquire().await.unwrap();
-    let outcomes = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        release_outbid_holds(&mut conn, &[minjis_hold, junhos_hold], Wait::No),
-    )
-    .await
-    .expect("the batch waited for minji's wallet")
-    .unwrap();
+    let outcomes = release_without_waiting(&mut conn, &[minjis_hold, junhos_hold]).await;
     assert_eq!(outcomes, [ReleaseOutcome::Busy, ReleaseOutcome::Released]);
     assert_eq!(app.wallet(&junho).await, (88_000, 12_000), "junho's hold on the second auction came back");
     assert_eq!(app.wallet(&minji).await, (80_000, 20_000), "minji's holds wait for her wallet");
