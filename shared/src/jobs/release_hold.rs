@@ -4,9 +4,9 @@
 //! releases of one auction queue up on its row lock). So each delivery hands its hold to the
 //! process's [`ReleaseBatcher`] and waits: one task sends every hold waiting at that moment as one
 //! statement, and answers each delivery with its own hold's outcome. Under light load a batch is
-//! one hold and adds no wait; under load batches grow by themselves. A batch does not wait for bids:
-//! the holds of an auction a bid holds at that moment are offered again a moment later. Delivery,
-//! retry and the dead set stay per hold.
+//! one hold and adds no wait; under load batches grow by themselves. A batch does not wait for other
+//! transactions: the holds whose auction or bidder's wallet is held at that moment are offered again
+//! a moment later. Delivery, retry and the dead set stay per hold.
 
 use std::time::Duration;
 
@@ -82,11 +82,11 @@ impl ReleaseBatcher {
 struct Waiter {
     hold_id: HoldId,
     reply: Reply,
-    /// Batches that found its auction held by a bid.
+    /// Batches that found its auction or its bidder's wallet held by another transaction.
     busy: u32,
 }
 
-/// How long a hold whose auction was busy waits before it is offered again.
+/// How long a busy hold waits before it is offered again.
 const BUSY_PAUSE: Duration = Duration::from_millis(5);
 /// After this many busy answers a hold goes through the batch that waits for the bid.
 const BUSY_TRIES: u32 = 4;
@@ -119,7 +119,7 @@ async fn release_batches(pool: PgPool, mut queue: mpsc::Receiver<(HoldId, Reply)
     }
 }
 
-/// Releases `batch` in one statement and answers each waiter, except those whose auction was busy:
+/// Releases `batch` in one statement and answers each waiter, except the busy ones:
 /// they are returned, to be offered again.
 async fn run_batch(pool: &PgPool, batch: Vec<Waiter>, wait: Wait) -> Vec<Waiter> {
     if batch.is_empty() {
