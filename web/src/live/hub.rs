@@ -91,8 +91,7 @@ impl Hub {
         let watchers = &mut *guard;
         let list = watchers.by_stream.entry(stream).or_default();
         if list.is_empty() {
-            let delivered = watchers.delivered.entry(stream).or_default();
-            *delivered = (*delivered).max(from);
+            watchers.delivered.insert(stream, from);
         }
         list.push(Watcher { id, tx });
         (Watch { hub: self.clone(), stream, id }, rx)
@@ -101,8 +100,9 @@ impl Hub {
     /// Records that watchers of `stream` have everything up to `seq` (from their replay).
     pub fn seen(&self, stream: Stream, seq: i64) {
         let mut watchers = self.watchers.lock().expect("hub lock");
-        let delivered = watchers.delivered.entry(stream).or_default();
-        *delivered = (*delivered).max(seq);
+        if let Some(delivered) = watchers.delivered.get_mut(&stream) {
+            *delivered = (*delivered).max(seq);
+        }
     }
 
     /// Gives an event to every watcher of its stream, sharing its text instead of serializing it per
@@ -110,10 +110,12 @@ impl Hub {
     /// instead of holding anyone else back.
     fn deliver(&self, event: Published) {
         let event = Arc::new(event);
-        let mut watchers = self.watchers.lock().expect("hub lock");
-        let delivered = watchers.delivered.entry(event.stream).or_default();
-        *delivered = (*delivered).max(event.seq);
+        let mut guard = self.watchers.lock().expect("hub lock");
+        let watchers = &mut *guard;
+        // A stream no one here watches is not recorded: the record would outlive every stream.
         if let Some(list) = watchers.by_stream.get_mut(&event.stream) {
+            let delivered = watchers.delivered.entry(event.stream).or_default();
+            *delivered = (*delivered).max(event.seq);
             list.retain(|w| match w.tx.try_send(event.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -222,7 +224,13 @@ async fn catch_up(hub: std::sync::Weak<Hub>, pool: PgPool) {
             continue;
         }
         let streams: Vec<Stream> = watched.iter().map(|(stream, _)| *stream).collect();
-        let Ok(mut conn) = pool.acquire().await else { continue };
+        let mut conn = match pool.acquire().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::warn!(error = %err, "catch-up found no database connection");
+                continue;
+            }
+        };
         let committed = match events::committed_seqs(&mut conn, &streams).await {
             Ok(committed) => committed,
             Err(err) => {
@@ -241,5 +249,35 @@ async fn catch_up(hub: std::sync::Weak<Hub>, pool: PgPool) {
             }
         }
         committed_at_last_pass = committed.into_iter().collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use neighborbid_shared::ids::AuctionId;
+
+    use super::*;
+
+    fn hub() -> Arc<Hub> {
+        let (publish, _) = mpsc::channel(1);
+        Arc::new(Hub { watchers: Mutex::default(), next_id: AtomicU64::new(1), publish })
+    }
+
+    fn event(auction: i64, seq: i64) -> Published {
+        Published { stream: Stream::Auction(AuctionId(auction)), seq, text: format!(r#"{{"seq":{seq}}}"#) }
+    }
+
+    #[test]
+    fn the_hub_keeps_no_record_of_streams_no_one_here_watches() {
+        let hub = hub();
+        let (watch, mut live) = hub.watch(Stream::Auction(AuctionId(1)), 0);
+        for auction in 1..=1_000 {
+            hub.deliver(event(auction, 7));
+        }
+        assert_eq!(live.try_recv().expect("the watched stream's event arrives").seq, 7);
+        assert_eq!(hub.watched(), [(Stream::Auction(AuctionId(1)), 7)]);
+        assert_eq!(hub.watchers.lock().unwrap().delivered.len(), 1, "only the watched stream is recorded");
+        drop(watch);
+        assert!(hub.watchers.lock().unwrap().delivered.is_empty(), "nothing is left once its last watcher leaves");
     }
 }
