@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
         let server = metrics::serve(addr).await.with_context(|| format!("failed to listen on METRICS_ADDR {addr}"))?;
         tokio::spawn(server);
     }
-    let pool = db::connect(&config, db::Commits::Deferred).context("failed to configure the database pool")?;
+    let pool = db::connect(&config).context("failed to configure the database pool")?;
     let redis_client = redis::Client::open(config.redis_url.expose()).context("invalid REDIS_URL")?;
     // Closing auctions needs only PostgreSQL; the relay and event publishing wait for Redis by
     // themselves (the connection is made lazily and remade after any loss).

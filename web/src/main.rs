@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::from_env()?;
     let _telemetry = telemetry::init("neighborbid-web", &config);
-    let pool = db::connect(&config, db::Commits::Durable).context("failed to configure the database pool")?;
+    let pool = db::connect(&config).context("failed to configure the database pool")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             db::migrate(&pool).await.context("failed to apply migrations")?;

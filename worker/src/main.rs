@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
         let server = metrics::serve(addr).await.with_context(|| format!("failed to listen on METRICS_ADDR {addr}"))?;
         tokio::spawn(server);
     }
-    let pool = db::connect(&config, db::Commits::Deferred).context("failed to configure the database pool")?;
+    let pool = db::connect(&config).context("failed to configure the database pool")?;
     // A worker takes its jobs from Redis: it needs both.
     let probe = health::redis_connection(&redis_client).context("invalid REDIS_URL")?;
     tokio::select! {
