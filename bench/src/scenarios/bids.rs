@@ -438,11 +438,19 @@ async fn open_loop(
         let leader = board.get(idx).leader;
         let me = (0..crowd.len()).map(|k| &crowd[(n as usize + k) % crowd.len()]).find(|s| Some(s.user_id) != leader);
         let (api, me, board) = (api.clone(), me.expect("two bidders at least").clone(), Arc::clone(&board));
-        tasks.push(tokio::spawn(async move { bid_once(&api, &me, &board, idx, due).await }));
+        let second = (n as f64 / per_sec) as usize;
+        tasks.push(tokio::spawn(async move { (second, bid_once(&api, &me, &board, idx, due).await) }));
     }
     let mut tally = Tally::default();
+    // The slowest answer to the bids due in each second of the run: when the tail happened.
+    let mut slowest_by_second = vec![Duration::ZERO; (duration.as_secs_f64().ceil() as usize).max(1)];
     for task in tasks {
-        if let Ok(t) = task.await {
+        if let Ok((second, t)) = task.await {
+            if let Some(slowest) = t.attempt_latencies.iter().max() {
+                let last = slowest_by_second.len() - 1;
+                let worst = &mut slowest_by_second[second.min(last)];
+                *worst = (*worst).max(*slowest);
+            }
             tally.merge(t);
         }
     }
@@ -455,6 +463,7 @@ async fn open_loop(
         "accepted_per_sec": rate(accepted, elapsed),
         "attempt_latency": LatencySummary::from_samples(&mut tally.attempt_latencies),
         "accepted_latency": LatencySummary::from_samples(&mut tally.accepted_latencies),
+        "slowest_ms_by_second": slowest_by_second.into_iter().map(|d| crate::stats::round(d.as_secs_f64() * 1_000.0)).collect::<Vec<_>>(),
         "lost_races_409": tally.lost_races,
         "errors_5xx": tally.errors_5xx.values().sum::<u64>(),
         "transport_errors": tally.transport_errors,
