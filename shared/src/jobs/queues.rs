@@ -235,6 +235,26 @@ pub async fn discard_dead(
     Ok(removed == 1)
 }
 
+/// Which of `ids` a worker of `queue` has taken and not yet finished (apalis-redis's status
+/// `Running`, set when a worker leases a job and kept until its result is recorded).
+pub async fn running(
+    conn: &mut ConnectionManager,
+    prefix: &str,
+    queue: Queue,
+    ids: &[String],
+) -> redis::RedisResult<Vec<bool>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let q = queue.key(prefix);
+    let mut pipe = redis::pipe();
+    for id in ids {
+        pipe.hget(format!("{q}:meta:{id}"), "status");
+    }
+    let statuses: Vec<Option<String>> = pipe.query_async(conn).await?;
+    Ok(statuses.into_iter().map(|status| status.as_deref() == Some("Running")).collect())
+}
+
 /// Removes finished jobs (their ids, payloads and metadata), 500 per round trip, and counts them in
 /// the current minute's throughput counter ([`super::monitor::throughput`]). Each id is popped by
 /// one vacuum only, so workers vacuuming the same queue never count a job twice. apalis-redis's own

@@ -68,16 +68,28 @@ pub async fn relay_batch<J: Job>(
     if batch.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
-    let tasks = batch.into_iter().map(|(_, job)| {
-        let id = TaskId::from_string(job_id(&job));
-        TaskBuilder::new(job).task_id(id).build()
-    });
+    let redis_failed = |e: redis::RedisError| RelayError::Redis(e.to_string());
     // apalis-redis ignores a push whose id it still holds, finished jobs included until a worker
     // vacuums them (every 5 s). A follow-up recorded again right after its job finished (a hold
     // that was leading when its release ran, outbid again a moment later) would then wait for the
-    // sweep; clearing finished jobs first lets it through. Waiting, running and dead jobs stay.
-    queues::vacuum_done(&mut redis.clone(), prefix, J::QUEUE).await.map_err(|e| RelayError::Redis(e.to_string()))?;
+    // sweep; clearing finished jobs first lets it through.
+    queues::vacuum_done(&mut redis.clone(), prefix, J::QUEUE).await.map_err(redis_failed)?;
+    // A job of the same id that a worker is running may already have looked at the state this
+    // row's change came after, and the push would be ignored: such rows stay unrelayed until that
+    // job has finished (the next pass, as a rule). A waiting or dead job of that id stays as it is:
+    // a waiting one will look at the state when it runs; a dead one waits for an operator.
+    let job_ids: Vec<String> = batch.iter().map(|(_, job)| job_id(job)).collect();
+    let running = queues::running(&mut redis.clone(), prefix, J::QUEUE, &job_ids).await.map_err(redis_failed)?;
+    let (ids, tasks): (Vec<i64>, Vec<_>) = batch
+        .into_iter()
+        .zip(job_ids)
+        .zip(running)
+        .filter(|(_, running)| !running)
+        .map(|(((row, job), job_id), _)| (row, TaskBuilder::new(job).task_id(TaskId::from_string(job_id)).build()))
+        .unzip();
+    if ids.is_empty() {
+        return Ok(0);
+    }
     let mut storage = queues::storage::<J>(redis.clone(), prefix, J::QUEUE);
     storage.push_all(stream::iter(tasks)).await.map_err(|e| RelayError::Redis(e.to_string()))?;
     outbox::mark_relayed(&mut tx, &ids).await?;

@@ -3,7 +3,11 @@
 
 use neighborbid_shared::auctions::release::{ReleaseOutcome, Wait, release_outbid_hold, release_outbid_holds};
 use neighborbid_shared::ids::{HoldId, UserId};
+use neighborbid_shared::jobs::relay::relay_once;
+use neighborbid_shared::jobs::release_hold::ReleaseHold;
 use neighborbid_shared::ledger::holds::{self, Ended};
+use neighborbid_shared::outbox;
+use redis::AsyncCommands;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -236,5 +240,39 @@ async fn a_delivery_whose_auction_stays_busy_is_released_once_the_bid_ends(pool:
     let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), delivery).await;
     assert_eq!(outcome.expect("the delivery was never answered").unwrap(), ReleaseOutcome::Released);
     assert_eq!(app.wallet(&minji).await, (90_000, 10_000), "one hold released, the other still owed");
+    app.assert_audit_clean().await;
+}
+
+/// Rows of the outbox not yet handed to a queue.
+async fn unrelayed(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE relayed_at IS NULL").fetch_one(&app.pool).await.unwrap()
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn a_release_recorded_again_while_its_job_runs_is_queued_once_that_job_is_done(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (_, [hold, _], _) = two_outbid_holds(&app).await;
+    let (mut redis, prefix) = (app.jobs.redis.clone(), app.jobs.prefix.clone());
+    let relay = async || relay_once(&mut app.pool.acquire().await.unwrap(), &app.jobs.redis, &prefix).await.unwrap();
+    assert_eq!(relay().await, 2, "both outbid holds' releases are queued");
+    assert_eq!(unrelayed(&app).await, 0);
+
+    // A worker has taken the job (apalis-redis's lease marks it running) and may already have found
+    // the hold leading again, when the hold is outbid once more and its release recorded again.
+    let (queue, job) = (format!("{prefix}:release"), format!("release_hold:{}", hold.0));
+    let meta = format!("{queue}:meta:{job}");
+    let () = redis.hset(&meta, "status", "Running").await.unwrap();
+    outbox::record(&mut app.pool.acquire().await.unwrap(), &ReleaseHold { hold_id: hold }).await.unwrap();
+    assert_eq!(relay().await, 0, "a push now would be ignored as the running job's");
+    assert_eq!(unrelayed(&app).await, 1, "the release waits in the outbox, not for the sweep");
+
+    // The job finishes as apalis-redis records it: the waiting release becomes a job of its own.
+    let () = redis.sadd(format!("{queue}:done"), &job).await.unwrap();
+    let () = redis.hset(&meta, "status", "Done").await.unwrap();
+    assert_eq!(relay().await, 1);
+    assert_eq!(unrelayed(&app).await, 0);
+    let status: Option<String> = redis.hget(&meta, "status").await.unwrap();
+    assert_eq!(status.as_deref(), Some("Pending"), "queued again, to run");
+    app.run_pending_releases().await;
     app.assert_audit_clean().await;
 }
