@@ -1,3 +1,5 @@
+use neighborbid_shared::auctions::release::{ReleaseOutcome, release_outbid_hold};
+use neighborbid_shared::ids::HoldId;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
@@ -71,6 +73,37 @@ async fn an_outbid_bidder_may_come_back_before_the_refund_runs(pool: PgPool) {
     app.run_pending_releases().await;
     assert_eq!(app.wallet(&minji).await, (18_000, 12_000));
     assert_eq!(app.wallet(&junho).await, (30_000, 0));
+    app.assert_audit_clean().await;
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn a_bidder_outbid_again_after_coming_back_is_told_again(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let Rivals { minji, junho, auction_id: id } = app.rivals(50_000, json!({})).await;
+    app.bid(&minji, id, 10_000).await;
+    app.bid(&junho, id, 11_000).await;
+    app.run_pending_releases().await;
+    assert_eq!(app.bid(&minji, id, 13_000).await.status(), StatusCode::CREATED, "minji comes back");
+    app.bid(&junho, id, 15_000).await;
+    app.run_pending_releases().await;
+    let minjis_holds: Vec<HoldId> = sqlx::query_scalar(
+        "SELECT h.id FROM holds h JOIN users u ON u.id = h.user_id WHERE u.username = 'minji' ORDER BY h.id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    for hold in &minjis_holds {
+        assert_eq!(release_outbid_hold(&mut conn, *hold).await.unwrap(), ReleaseOutcome::AlreadyEnded, "redelivered");
+    }
+
+    let feed = body(app.get_as(&minji, "/api/v1/me/notifications").await).await;
+    let kinds: Vec<&str> = feed["items"].as_array().unwrap().iter().map(|n| n["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["outbid", "outbid"], "one for each time she was outbid: {feed}");
+    let emails: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE kind = 'send_email'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(emails, 2, "and an email each time");
+    assert_eq!(app.wallet(&minji).await, (50_000, 0));
     app.assert_audit_clean().await;
 }
 
