@@ -47,7 +47,10 @@ async fn end_hold(conn: &mut PgConnection, hold_id: HoldId, status: &str) -> Res
 
 /// Pays `price` of a hold to the seller, exactly once: `fee_bps` basis points of it go to the
 /// platform's fee account and the rest to the seller's available balance. What the hold has above
-/// the price (a proxy bidder's unused maximum) goes back to the buyer in the same step.
+/// the price (a proxy bidder's unused maximum) goes back to the buyer in the same step. The caller
+/// holds the auction's row lock, taken before any account's as every bid and release takes them
+/// (settlement does): the transfers' reference to the auction waits for that row, so a capture
+/// without it can deadlock with a release.
 pub async fn capture(
     conn: &mut PgConnection,
     hold_id: HoldId,

@@ -9,7 +9,7 @@ use neighborbid_shared::ledger::holds::{self, Ended};
 use neighborbid_shared::outbox;
 use redis::AsyncCommands;
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 
 use crate::helpers::{PASSWORD, TestApp, body};
 
@@ -71,8 +71,18 @@ async fn concurrent_release_and_capture_of_one_hold_end_it_exactly_once(pool: Pg
     let (hold_id, seller_id, _, _) = one_bid(&app).await;
     sqlx::query("UPDATE auctions SET status = 'cancelled', ended_at = now()").execute(&app.pool).await.unwrap();
     let (mut a, mut b) = (app.pool.acquire().await.unwrap(), app.pool.acquire().await.unwrap());
-    let (released, captured) =
-        tokio::join!(release_outbid_hold(&mut a, hold_id), holds::capture(&mut b, hold_id, seller_id, 20_000, 0));
+    // Settlement captures under the auction's row lock, taken first, as every bid and release does.
+    let settle = async {
+        let mut tx = b.begin().await?;
+        sqlx::query("SELECT 1 FROM auctions a JOIN holds h ON h.auction_id = a.id WHERE h.id = $1 FOR UPDATE OF a")
+            .bind(hold_id)
+            .execute(&mut *tx)
+            .await?;
+        let captured = holds::capture(&mut tx, hold_id, seller_id, 20_000, 0).await?;
+        tx.commit().await?;
+        Ok::<_, neighborbid_shared::ledger::LedgerError>(captured)
+    };
+    let (released, captured) = tokio::join!(release_outbid_hold(&mut a, hold_id), settle);
     let (released, captured) = (released.unwrap(), captured.unwrap());
     let ended = usize::from(released == ReleaseOutcome::Released) + usize::from(captured == Ended::Now);
     assert_eq!(ended, 1, "{released:?} {captured:?}");
