@@ -5,8 +5,9 @@
 //! open-loop at fixed arrival rates (`--rate`, or 50 %, 80 % and 100 % of that maximum), where
 //! latency counts from when a bid was due, so a slow server cannot hide its queue. With a database
 //! URL, pgbench runs a bid-shaped reference transaction on the same PostgreSQL for the same time,
-//! and the report gives our accepted bids per second as a share of it; each measured run then also
-//! waits until the runs before it have no releases or emails left owed (`follow_up_drain_secs`).
+//! and the report gives our accepted bids per second as a share of it; each measured run is then
+//! also followed by a wait until it has no releases or emails left owed (`follow_up_drain_secs`), and
+//! each closed loop reports how many of them an accepted bid caused (`follow_ups_per_accepted_bid`).
 //! Bidders bid the last amount they know to be acceptable (from bid answers and `bid_too_low` details) rather than reading the
 //! auction first, so the server sees as many bid attempts as it can take.
 
@@ -158,7 +159,16 @@ pub async fn run(api: &Api, options: Options<'_>) -> anyhow::Result<Value> {
     for (name, auctions) in [("spread", 100_u32), ("hot", 1)] {
         let closed = seed::create_auctions(api, &sellers, auctions as usize, name).await?;
         let mut drains = vec![drain_follow_ups(pool.as_ref()).await?];
-        let closed = phase(api, name, closed_loop_bidders, &closed, duration).await;
+        let done_before = follow_ups_done(pool.as_ref()).await?;
+        let mut closed = phase(api, name, closed_loop_bidders, &closed, duration).await;
+        drains.push(drain_follow_ups(pool.as_ref()).await?);
+        let accepted = closed["accepted"].as_f64().unwrap_or(0.0);
+        if let (Some(before), Some(after)) = (done_before, follow_ups_done(pool.as_ref()).await?) {
+            closed["follow_ups_per_accepted_bid"] = json!({
+                "releases": per_bid(after.0 - before.0, accepted),
+                "emails": per_bid(after.1 - before.1, accepted),
+            });
+        }
         let max_rate = closed["accepted_per_sec"].as_f64().unwrap_or(0.0);
         let rates = if options.rates.is_empty() {
             [0.5, LOADED, 1.0].iter().map(|share| (share * max_rate).max(1.0)).collect()
@@ -168,10 +178,9 @@ pub async fn run(api: &Api, options: Options<'_>) -> anyhow::Result<Value> {
         let mut open = Vec::new();
         for rate in rates {
             let fresh = seed::create_auctions(api, &sellers, auctions as usize, name).await?;
-            drains.push(drain_follow_ups(pool.as_ref()).await?);
             open.push(open_loop(api, name, &crowd, &fresh, rate, duration).await);
+            drains.push(drain_follow_ups(pool.as_ref()).await?);
         }
-        drains.push(drain_follow_ups(pool.as_ref()).await?);
         let reference = match database_url {
             Some(url) => Some(super::reference::run(url, auctions, bidders, duration).await?),
             None => None,
@@ -214,8 +223,22 @@ const FOLLOW_UPS: &str = "SELECT (SELECT count(*) FROM holds h JOIN auctions a O
                                   WHERE h.status = 'open' AND a.status IN ('scheduled', 'active') \
                                     AND h.id IS DISTINCT FROM a.leader_hold_id) \
                                + (SELECT count(*) FROM notifications WHERE sent_at IS NULL AND email_due_at <= now())";
+/// Follow-up work done so far: holds released, and emails recorded for sending.
+const FOLLOW_UPS_DONE: &str = "SELECT (SELECT count(*) FROM transfers WHERE kind = 'release'), \
+                                      (SELECT count(*) FROM notifications WHERE email_due_at IS NOT NULL)";
 /// How long to wait for the previous run's follow-up work before measuring anyway.
 const DRAIN_GIVE_UP: Duration = Duration::from_secs(120);
+
+/// (releases, emails) done so far; `None` without a database URL.
+async fn follow_ups_done(pool: Option<&PgPool>) -> anyhow::Result<Option<(i64, i64)>> {
+    let Some(pool) = pool else { return Ok(None) };
+    Ok(Some(sqlx::query_as(FOLLOW_UPS_DONE).fetch_one(pool).await?))
+}
+
+/// `count` per accepted bid, rounded to a hundredth.
+fn per_bid(count: i64, accepted: f64) -> f64 {
+    if accepted > 0.0 { (count as f64 / accepted * 100.0).round() / 100.0 } else { 0.0 }
+}
 
 /// Waits until the releases and emails the previous runs caused are done, so that each measured
 /// run has the machine to itself and pays for its own follow-up work only (a closed loop otherwise
