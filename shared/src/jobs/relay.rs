@@ -36,13 +36,18 @@ pub enum RelayError {
     Redis(String),
 }
 
+impl RelayError {
+    /// Redis (or apalis-redis over it) failed with `err`.
+    fn redis(err: impl std::fmt::Display) -> Self {
+        Self::Redis(err.to_string())
+    }
+}
+
 /// One pass over every job kind; returns how many jobs were relayed.
 pub async fn relay_once(db: &mut PgConnection, redis: &ConnectionManager, prefix: &str) -> Result<usize, RelayError> {
     let mut relayed = 0;
     for kind in JOBS {
-        let depth = queues::depth(&mut redis.clone(), prefix, kind.queue())
-            .await
-            .map_err(|e| RelayError::Redis(e.to_string()))?;
+        let depth = queues::depth(&mut redis.clone(), prefix, kind.queue()).await.map_err(RelayError::redis)?;
         // The relay reads every queue's depth anyway: publishing it costs no extra round trip.
         depth.record(kind.queue());
         let room = MAX_BACKLOG.saturating_sub(depth.backlog()).min(BATCH as u64) as i64;
@@ -68,18 +73,17 @@ pub async fn relay_batch<J: Job>(
     if batch.is_empty() {
         return Ok(0);
     }
-    let redis_failed = |e: redis::RedisError| RelayError::Redis(e.to_string());
     // apalis-redis ignores a push whose id it still holds, finished jobs included until a worker
     // vacuums them (every 5 s). A follow-up recorded again right after its job finished (a hold
     // that was leading when its release ran, outbid again a moment later) would then wait for the
     // sweep; clearing finished jobs first lets it through.
-    queues::vacuum_done(&mut redis.clone(), prefix, J::QUEUE).await.map_err(redis_failed)?;
+    queues::vacuum_done(&mut redis.clone(), prefix, J::QUEUE).await.map_err(RelayError::redis)?;
     // A job of the same id that a worker is running may already have looked at the state this
     // row's change came after, and the push would be ignored: such rows stay unrelayed until that
     // job has finished (the next pass, as a rule). A waiting or dead job of that id stays as it is:
     // a waiting one will look at the state when it runs; a dead one waits for an operator.
     let job_ids: Vec<String> = batch.iter().map(|(_, job)| job_id(job)).collect();
-    let running = queues::running(&mut redis.clone(), prefix, J::QUEUE, &job_ids).await.map_err(redis_failed)?;
+    let running = queues::running(&mut redis.clone(), prefix, J::QUEUE, &job_ids).await.map_err(RelayError::redis)?;
     let (ids, tasks): (Vec<i64>, Vec<_>) = batch
         .into_iter()
         .zip(job_ids)
@@ -91,7 +95,7 @@ pub async fn relay_batch<J: Job>(
         return Ok(0);
     }
     let mut storage = queues::storage::<J>(redis.clone(), prefix, J::QUEUE);
-    storage.push_all(stream::iter(tasks)).await.map_err(|e| RelayError::Redis(e.to_string()))?;
+    storage.push_all(stream::iter(tasks)).await.map_err(RelayError::redis)?;
     outbox::mark_relayed(&mut tx, &ids).await?;
     tx.commit().await?;
     Ok(ids.len())
