@@ -30,7 +30,7 @@ impl ReleaseOutcome {
             "still_leading" => Self::StillLeading,
             "missing" => Self::Missing,
             "busy" => Self::Busy,
-            other => return Err(sqlx::Error::Protocol(format!("release_hold answered {other:?}"))),
+            other => return Err(sqlx::Error::Protocol(format!("a release answered {other:?}"))),
         })
     }
 }
@@ -48,10 +48,10 @@ pub enum Wait {
 
 /// Releases each of `hold_ids` that is not the leading hold of an auction still live or awaiting
 /// settlement, and tells outbid bidders, in one statement and one commit: the SQL function
-/// `release_holds` (migrations/20261202000001_release_batches.sql), or with [`Wait::No`]
-/// `release_idle_holds` (migrations/20261203000003_release_idle_wallets.sql), which decide each hold
-/// on its own with `release_hold` after taking every lock in the order bids take them, so they
-/// cannot deadlock with bids. Answers each element of `hold_ids` in order: a hold given twice is
+/// `release_holds`, or with [`Wait::No`] `release_idle_holds`
+/// (migrations/20261203000005_release_as_a_set.sql), which take every lock in the order bids take
+/// them, so they cannot deadlock with bids, then end the releasable holds as a set with
+/// `release_locked_holds`. Answers each element of `hold_ids` in order: a hold given twice is
 /// released by the first and `AlreadyEnded` for the second, as two calls would find it.
 #[tracing::instrument(skip_all, fields(holds = hold_ids.len(), ?wait))]
 pub async fn release_outbid_holds(
