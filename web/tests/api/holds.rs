@@ -139,6 +139,20 @@ async fn releases_delivered_together_are_batched_and_each_hold_ends_as_it_would_
         let held = if k == 5 { 3 * 15_000 } else { 0 };
         assert_eq!(app.wallet(token).await, (100_000 - held, held), "bidder {k}");
     }
+    // Each outbid bidder is told once per auction, and their event stream stays numbered 1, 2, 3…
+    // however many of their notifications one batch made.
+    for (k, (id, token)) in bidders.iter().enumerate() {
+        let feed = body(app.get_as(token, "/api/v1/me/notifications").await).await;
+        let outbid = feed["items"].as_array().unwrap().iter().filter(|n| n["kind"] == "outbid").count();
+        assert_eq!(outbid, if k == 5 { 0 } else { 3 }, "bidder {k}: {feed}");
+        let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM user_events WHERE user_id = $1 ORDER BY seq")
+            .bind(id)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "bidder {k}");
+        assert!(seqs.len() >= outbid, "bidder {k}: an event for each notification");
+    }
     app.assert_audit_clean().await;
 }
 
