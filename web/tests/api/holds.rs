@@ -249,6 +249,30 @@ async fn a_release_batch_does_not_wait_for_a_wallet_another_transaction_holds(po
 }
 
 #[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn a_release_owed_to_a_hold_that_leads_again_or_has_ended_waits_for_no_bid(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let ([auction, _], [minjis_hold, ended_hold], minji) = two_outbid_holds(&app).await;
+    let mut conn = app.pool.acquire().await.unwrap();
+    assert_eq!(release_outbid_hold(&mut conn, ended_hold).await.unwrap(), ReleaseOutcome::Released);
+    // Minji comes back before her release ran: her open hold there leads again, raised to 13,000.
+    assert_eq!(app.bid(&minji, auction, 13_000).await.status(), 201);
+    let bid = bid_in_progress(&app, auction).await;
+
+    // The statement that waits for bids has nothing to wait for: neither hold is decided under a lock.
+    let stale = [minjis_hold, ended_hold];
+    let outcomes =
+        tokio::time::timeout(std::time::Duration::from_secs(5), release_outbid_holds(&mut conn, &stale, Wait::ForBids))
+            .await
+            .expect("the release waited for the bid")
+            .unwrap();
+    assert_eq!(outcomes, [ReleaseOutcome::StillLeading, ReleaseOutcome::AlreadyEnded]);
+    assert_eq!(release_without_waiting(&mut conn, &stale).await, outcomes);
+    bid.commit().await.unwrap();
+    assert_eq!(app.wallet(&minji).await, (87_000, 13_000), "only her leading maximum is held");
+    app.assert_audit_clean().await;
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_delivery_whose_auction_stays_busy_is_released_once_the_bid_ends(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let ([busy_auction, _], [busy_hold, _], minji) = two_outbid_holds(&app).await;
