@@ -5,9 +5,13 @@
 //! stays unread; see the SQL function `record_notification`).
 //!
 //! A sender takes a lease on the notification row before sending and marks it sent afterwards; a
-//! second delivery finds it sent or leased and does nothing. Only a crash between the SMTP
-//! exchange and the mark can repeat an email (after the lease expires), and the message's fixed
-//! Message-ID lets mail systems discard that copy.
+//! second delivery finds it sent or leased and does nothing. The emails waiting to go out at one
+//! moment share one lease statement and one mark statement ([`send`]; the worker gathers them,
+//! see `jobs::send_email`). Only a crash between the SMTP exchange and the mark can repeat an email
+//! (after the lease expires), and the message's fixed Message-ID lets mail systems discard that
+//! copy.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
@@ -77,18 +81,19 @@ struct Row {
     counterpart_email: Option<String>,
 }
 
-/// Takes a sender's lease on an unsent notification and loads what its email says. `None` when it
-/// was sent already, or another delivery of the job is sending it right now.
+/// Takes a sender's lease on each unsent notification of `ids` and loads what its email says, in one
+/// statement. Those sent already, or being sent by another delivery right now, are left out.
 async fn lease(
     conn: &mut PgConnection,
-    id: NotificationId,
+    ids: &[NotificationId],
     lease_secs: i32,
-) -> Result<Option<Notification>, sqlx::Error> {
-    let row = sqlx::query_as!(
+) -> Result<Vec<Notification>, sqlx::Error> {
+    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    let rows = sqlx::query_as!(
         Row,
         r#"WITH leased AS (
              UPDATE notifications SET sending_until = now() + make_interval(secs => $2), attempts = attempts + 1
-             WHERE id = $1 AND sent_at IS NULL AND (sending_until IS NULL OR sending_until < now())
+             WHERE id = ANY($1) AND sent_at IS NULL AND (sending_until IS NULL OR sending_until < now())
                AND email_due_at <= now() AND (kind <> 'message' OR read_at IS NULL)
              RETURNING id, kind, auction_id, recipient_id, conversation_id)
          SELECT l.id AS "id!: NotificationId", l.kind AS "kind!: NotificationKind", l.auction_id AS "auction_id!: AuctionId",
@@ -103,29 +108,32 @@ async fn lease(
          LEFT JOIN users c ON c.id = CASE l.kind WHEN 'won' THEN a.seller_id WHEN 'sold' THEN a.winner_id
                                      WHEN 'message' THEN CASE cv.buyer_id WHEN l.recipient_id THEN cv.seller_id
                                                                           ELSE cv.buyer_id END END"#,
-        id as NotificationId,
+        &ids,
         f64::from(lease_secs),
     )
-    .fetch_optional(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    let Some(r) = row else { return Ok(None) };
-    let unread = match r.conversation_id {
-        Some(conversation_id) => unread_messages(conn, conversation_id, r.recipient_id).await?,
-        None => Vec::new(),
-    };
-    Ok(Some(Notification {
-        id: r.id,
-        kind: r.kind,
-        auction_id: r.auction_id,
-        auction_title: r.title,
-        price: r.price,
-        recipient: Contact { username: r.recipient_username, email: r.recipient_email },
-        counterpart: r
-            .counterpart_username
-            .zip(r.counterpart_email)
-            .map(|(username, email)| Contact { username, email }),
-        unread,
-    }))
+    let mut leased = Vec::with_capacity(rows.len());
+    for r in rows {
+        let unread = match r.conversation_id {
+            Some(conversation_id) => unread_messages(conn, conversation_id, r.recipient_id).await?,
+            None => Vec::new(),
+        };
+        leased.push(Notification {
+            id: r.id,
+            kind: r.kind,
+            auction_id: r.auction_id,
+            auction_title: r.title,
+            price: r.price,
+            recipient: Contact { username: r.recipient_username, email: r.recipient_email },
+            counterpart: r
+                .counterpart_username
+                .zip(r.counterpart_email)
+                .map(|(username, email)| Contact { username, email }),
+            unread,
+        });
+    }
+    Ok(leased)
 }
 
 /// How many unread messages a digest quotes at most.
@@ -152,11 +160,11 @@ async fn unread_messages(
     .await
 }
 
-/// Marks a leased notification sent.
-async fn mark_sent(conn: &mut PgConnection, id: NotificationId) -> Result<(), sqlx::Error> {
+/// Marks leased notifications sent, in one statement.
+async fn mark_sent(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "UPDATE notifications SET sent_at = now(), sending_until = NULL, last_error = NULL WHERE id = $1",
-        id as NotificationId,
+        "UPDATE notifications SET sent_at = now(), sending_until = NULL, last_error = NULL WHERE id = ANY($1)",
+        ids,
     )
     .execute(conn)
     .await?;
@@ -205,34 +213,47 @@ impl From<sqlx::Error> for DeliveryError {
     }
 }
 
-/// Sends notification `id` through `mailer` unless it was sent already.
-#[tracing::instrument(skip_all, fields(notification.id = id.0))]
+/// Sends each of `ids` through `mailer` unless it was sent already: one statement leases them all,
+/// the emails go out at once, and one statement marks those sent (a failed one gets its lease back
+/// with the error noted, alone). Answers each element of `ids` in order; an id given twice is
+/// answered [`DeliveryOutcome::NotDue`] the second time, as a second delivery would find it. An
+/// error of the database fails the whole batch; its leases then expire and a retry sends again
+/// only what was not marked sent.
+#[tracing::instrument(skip_all, fields(notifications = ids.len()))]
 pub async fn send(
     conn: &mut PgConnection,
     mailer: &Mailer,
     from: &Mailbox,
-    id: NotificationId,
-) -> Result<DeliveryOutcome, DeliveryError> {
-    let Some(notification) = lease(conn, id, LEASE_SECS).await? else {
-        return Ok(DeliveryOutcome::NotDue);
-    };
-    let sent = match compose(&notification, from) {
-        Ok(message) => mailer.send(message).await,
-        Err(err) => Err(err),
-    };
-    match sent {
-        Ok(()) => {
-            mark_sent(conn, id).await?;
-            Ok(DeliveryOutcome::Sent)
-        }
-        Err(err) => {
-            mark_failed(conn, id, &err.to_string()).await?;
-            Err(match err {
-                MailError::Transient(e) => DeliveryError::Transient(e),
-                MailError::Permanent(e) => DeliveryError::Permanent(e),
-            })
-        }
+    ids: &[NotificationId],
+) -> Result<Vec<Result<DeliveryOutcome, DeliveryError>>, sqlx::Error> {
+    let leased = lease(conn, ids, LEASE_SECS).await?;
+    let attempts = leased.iter().map(|notification| async move {
+        let sent = match compose(notification, from) {
+            Ok(message) => mailer.send(message).await,
+            Err(err) => Err(err),
+        };
+        (notification.id, sent)
+    });
+    let attempts = futures::future::join_all(attempts).await;
+    let sent: Vec<i64> = attempts.iter().filter(|(_, sent)| sent.is_ok()).map(|(id, _)| id.0).collect();
+    if !sent.is_empty() {
+        mark_sent(conn, &sent).await?;
     }
+    let mut outcomes = HashMap::with_capacity(attempts.len());
+    for (id, sent) in attempts {
+        let outcome = match sent {
+            Ok(()) => Ok(DeliveryOutcome::Sent),
+            Err(err) => {
+                mark_failed(conn, id, &err.to_string()).await?;
+                Err(match err {
+                    MailError::Transient(e) => DeliveryError::Transient(e),
+                    MailError::Permanent(e) => DeliveryError::Permanent(e),
+                })
+            }
+        };
+        outcomes.insert(id, outcome);
+    }
+    Ok(ids.iter().map(|id| outcomes.remove(id).unwrap_or(Ok(DeliveryOutcome::NotDue))).collect())
 }
 
 /// A notification as its recipient's feed shows it.

@@ -83,8 +83,3 @@ pub async fn release_outbid_holds(
     }
     Ok(outcomes)
 }
-
-/// [`release_outbid_holds`] for one hold.
-pub async fn release_outbid_hold(conn: &mut PgConnection, hold_id: HoldId) -> Result<ReleaseOutcome, sqlx::Error> {
-    Ok(release_outbid_holds(conn, &[hold_id], Wait::ForBids).await?[0])
-}

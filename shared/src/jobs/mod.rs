@@ -35,6 +35,7 @@ use crate::media::MediaStore;
 use crate::photos::render::RenderSlots;
 pub use queues::Queue;
 pub use release_hold::ReleaseBatcher;
+pub use send_email::EmailBatcher;
 
 /// One kind of background work.
 pub trait Job: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + Unpin + 'static {
@@ -49,7 +50,7 @@ pub trait Job: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + S
     const OVERDUE: &'static str;
     /// Deliveries a worker runs at once per unit of its `--concurrency`: 1 for a job that holds a
     /// connection while it runs; more for one that only waits on work shared with others
-    /// (`release_hold` waits on a batch).
+    /// (`release_hold` and `send_email` wait on a batch).
     const IN_FLIGHT_PER_SLOT: usize = 1;
 
     /// The row the job concerns. With [`Job::NAME`] it makes the job's id (`release_hold:42`): the
@@ -86,6 +87,8 @@ pub struct JobContext {
     pub render_slots: RenderSlots,
     /// Gathers this process's hold releases into batches.
     pub releases: ReleaseBatcher,
+    /// Gathers this process's emails into batches.
+    pub emails: EmailBatcher,
 }
 
 /// Why a job did not finish, and so what happens to it.

@@ -33,13 +33,13 @@ pub enum Ended {
     Already,
 }
 
-async fn end_hold(conn: &mut PgConnection, hold_id: HoldId, status: &str) -> Result<Option<Hold>, sqlx::Error> {
+/// Marks an open hold captured and returns it; `None` when it had already ended.
+async fn end_captured(conn: &mut PgConnection, hold_id: HoldId) -> Result<Option<Hold>, sqlx::Error> {
     sqlx::query_as!(
         Hold,
-        r#"UPDATE holds SET status = $2, ended_at = now() WHERE id = $1 AND status = 'open'
+        r#"UPDATE holds SET status = 'captured', ended_at = now() WHERE id = $1 AND status = 'open'
            RETURNING id AS "id: HoldId", user_id AS "user_id: UserId", auction_id AS "auction_id: AuctionId", amount"#,
         hold_id as HoldId,
-        status,
     )
     .fetch_optional(conn)
     .await
@@ -58,7 +58,7 @@ pub async fn capture(
     price: i64,
     fee_bps: u16,
 ) -> Result<Ended, LedgerError> {
-    let Some(hold) = end_hold(conn, hold_id, "captured").await? else {
+    let Some(hold) = end_captured(conn, hold_id).await? else {
         return Ok(Ended::Already);
     };
     let buyer = user_accounts(conn, hold.user_id).await?;

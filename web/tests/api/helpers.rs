@@ -2,19 +2,20 @@
 
 use std::collections::HashMap;
 
+use neighborbid_shared::auctions::release::{ReleaseOutcome, Wait, release_outbid_holds};
 use neighborbid_shared::config::Config;
 use neighborbid_shared::email::Mailer;
-use neighborbid_shared::ids::UserId;
+use neighborbid_shared::ids::{HoldId, UserId};
 use neighborbid_shared::jobs::release_hold::ReleaseHold;
 use neighborbid_shared::jobs::runner::run_recorded;
-use neighborbid_shared::jobs::{JobContext, ReleaseBatcher};
+use neighborbid_shared::jobs::{EmailBatcher, JobContext, ReleaseBatcher};
 use neighborbid_shared::media::MediaStore;
 use neighborbid_shared::photos::render::RenderSlots;
 use neighborbid_web::state::AppState;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -55,6 +56,10 @@ impl TestApp {
             .expect("test configuration is valid");
         let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
         let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
+        let mailer = std::sync::Arc::new(
+            Mailer::from_settings(None, &std::env::temp_dir().join("neighborbid-test-mail")).unwrap(),
+        );
+        let from: lettre::message::Mailbox = "NeighborBid <no-reply@neighborbid.test>".parse().unwrap();
         let jobs = JobContext {
             pool: pool.clone(),
             redis: neighborbid_shared::health::redis_connection(
@@ -62,14 +67,13 @@ impl TestApp {
             )
             .unwrap(),
             prefix: config.queue_prefix.clone(),
-            mailer: std::sync::Arc::new(
-                Mailer::from_settings(None, &std::env::temp_dir().join("neighborbid-test-mail")).unwrap(),
-            ),
-            from: "NeighborBid <no-reply@neighborbid.test>".parse().unwrap(),
+            mailer: mailer.clone(),
+            from: from.clone(),
             fee_bps: 0,
             media: MediaStore::open(&config).unwrap(),
             render_slots: RenderSlots::new(2),
             releases: ReleaseBatcher::start(pool.clone()),
+            emails: EmailBatcher::start(pool.clone(), mailer, from),
         };
         let media_dir = config.media_dir.clone();
         let state = AppState::new(config, pool.clone()).unwrap();
@@ -236,4 +240,9 @@ impl TestApp {
         let auction_id = self.create_auction(&seller, overrides).await["id"].as_i64().unwrap();
         Rivals { minji, junho, auction_id }
     }
+}
+
+/// Releases one hold as the release job would, waiting for any bid that holds its auction or wallet.
+pub async fn release_outbid_hold(conn: &mut PgConnection, hold_id: HoldId) -> ReleaseOutcome {
+    release_outbid_holds(conn, &[hold_id], Wait::ForBids).await.expect("the release ran")[0]
 }

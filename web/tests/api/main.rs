@@ -8,6 +8,7 @@ mod ceiling;
 mod closing;
 mod concurrency;
 mod demo;
+mod emails;
 mod health;
 mod helpers;
 mod holds;
