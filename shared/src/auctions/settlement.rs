@@ -102,6 +102,14 @@ pub async fn settle_auction(
         .fetch_all(&mut *tx)
         .await?,
     );
+    // Each sale's emails advance the winner's and the seller's event counters, on their user rows.
+    // Two settlements of one seller's auctions (batches with winners in common) took those rows in
+    // sale order, each could hold one the other waited for, and one of them failed as a deadlock
+    // after a second's wait. All are locked at once, in id order, before any is changed.
+    let users: Vec<UserId> = sales.iter().map(|s| s.winner_id).chain([seller_id]).collect();
+    sqlx::query!("SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE", &users as &[UserId])
+        .fetch_all(&mut *tx)
+        .await?;
     let mut events = Vec::with_capacity(sales.len());
     for sale in &sales {
         events.extend(record_sale(&mut tx, sale, seller_id).await?);
@@ -109,7 +117,6 @@ pub async fn settle_auction(
     // Last, just before the commit: the seller's and the fee account's rows are shared by every
     // settlement of that seller (and of everyone, for fees). All accounts are locked at once in id
     // order, the order every multi-account statement takes, so settlements cannot deadlock.
-    let users: Vec<UserId> = sales.iter().map(|s| s.winner_id).chain([seller_id]).collect();
     sqlx::query!(
         "SELECT id FROM accounts WHERE user_id = ANY($1) OR id = $2 ORDER BY id FOR UPDATE",
         &users as &[UserId],

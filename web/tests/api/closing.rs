@@ -4,7 +4,7 @@ use neighborbid_shared::auctions::closing::close_due;
 use neighborbid_shared::ids::AuctionId;
 use neighborbid_testkit::db::end_now;
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::helpers::{TestApp, body};
 
@@ -134,5 +134,50 @@ async fn one_settlement_settles_the_sellers_other_closed_auctions_each_with_its_
     }
     assert_eq!(app.wallet(&seller).await, (36_075, 0), "37,000 less 2.5 % fees (rounded down) per sale");
     assert_eq!(app.wallet(&minji).await, (63_000, 0));
+    app.assert_audit_clean().await;
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn settlements_of_one_seller_running_at_once_with_winners_in_common_all_succeed(pool: PgPool) {
+    use neighborbid_shared::auctions::settlement::settle_auction;
+
+    let app = TestApp::spawn(pool).await;
+    let seller = app.user_token("seller").await;
+    let mut bidders = Vec::new();
+    for name in ["minji", "junho", "seoyeon", "dohyun", "jiwoo"] {
+        let token = app.user_token(name).await;
+        app.deposit(&token, 1_000_000).await;
+        bidders.push(token);
+    }
+    let mut ids = Vec::new();
+    for k in 0..30 {
+        let id = app.create_auction(&seller, json!({ "start_price": 10_000 })).await["id"].as_i64().unwrap();
+        app.bid(&bidders[k % bidders.len()], id, 10_000).await;
+        end_now(&app.pool, AuctionId(id)).await.unwrap();
+        ids.push(id);
+    }
+    let mut conn = app.pool.acquire().await.unwrap();
+    assert_eq!(close_due(&mut conn, 100).await.unwrap().closed, 30);
+    drop(conn);
+    // Each settlement takes the seller's closed auctions no other holds, so the ones started together
+    // split them into batches whose winners overlap: none may fail (a deadlock would, after a second).
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(10));
+    let mut settlements = Vec::new();
+    for &id in ids.iter().step_by(3) {
+        let mut conn = PgConnection::connect_with(&app.pool.connect_options()).await.unwrap();
+        let start = start.clone();
+        settlements.push(tokio::spawn(async move {
+            start.wait().await;
+            settle_auction(&mut conn, AuctionId(id), 0).await
+        }));
+    }
+    for settled in futures::future::join_all(settlements).await {
+        let settled = settled.unwrap();
+        assert!(settled.is_ok(), "{settled:?}");
+    }
+    for &id in &ids {
+        assert_eq!(app.auction(id).await["status"], "settled");
+    }
+    assert_eq!(app.wallet(&seller).await, (300_000, 0));
     app.assert_audit_clean().await;
 }
