@@ -5,7 +5,9 @@
 //! [`EmailBatcher`] and waits: one task sends every email waiting at that moment with one lease
 //! statement and one mark statement ([`notifications::send`]) and answers each delivery with its
 //! own email's outcome. Under light load a batch is one email and adds no wait; under load batches
-//! grow by themselves. Delivery, retry and the dead set stay per email.
+//! grow by themselves. Delivery, retry and the dead set stay per email. A worker killed while a
+//! batch is out leaves those emails leased but not marked sent: they go out again once their leases
+//! expire, so a crash may repeat up to [`MAX_BATCH`] emails (each copy with the same Message-ID).
 
 use std::sync::Arc;
 
