@@ -31,18 +31,15 @@ pub fn job_context(config: &Config, pool: PgPool, redis: ConnectionManager) -> a
     let mailer = Mailer::from_settings(config.mail_url.as_ref().map(|u| u.expose()), &config.mail_dir)
         .map_err(|e| anyhow::anyhow!("invalid mail settings: {e}"))?;
     let from: Mailbox = config.mail_from.parse().context("invalid MAIL_FROM")?;
-    let mailer = Arc::new(mailer);
     Ok(JobContext {
         pool: pool.clone(),
         redis,
         prefix: config.queue_prefix.clone(),
-        mailer: mailer.clone(),
-        from: from.clone(),
         fee_bps: config.platform_fee_bps,
         media: MediaStore::open(config).context("invalid media settings")?,
         render_slots: RenderSlots::per_core(),
         releases: ReleaseBatcher::start(pool.clone()),
-        emails: EmailBatcher::start(pool, mailer, from),
+        emails: EmailBatcher::start(pool, Arc::new(mailer), from),
     })
 }
 

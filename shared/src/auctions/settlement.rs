@@ -102,7 +102,7 @@ pub async fn settle_auction(
         .fetch_all(&mut *tx)
         .await?,
     );
-    // Each sale's emails advance the winner's and the seller's event counters, on their user rows.
+    // Each sale's notifications advance the winner's and the seller's event counters, on their user rows.
     // Two settlements of one seller's auctions (batches with winners in common) took those rows in
     // sale order, each could hold one the other waited for, and one of them failed as a deadlock
     // after a second's wait. All are locked at once, in id order, before any is changed.

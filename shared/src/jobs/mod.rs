@@ -21,15 +21,11 @@ pub mod send_email;
 pub mod settle_auction;
 pub mod sweep;
 
-use std::sync::Arc;
-
-use lettre::message::Mailbox;
 use redis::aio::ConnectionManager;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
 
-use crate::email::Mailer;
 use crate::ledger::LedgerError;
 use crate::media::MediaStore;
 use crate::photos::render::RenderSlots;
@@ -75,10 +71,6 @@ pub struct JobContext {
     pub redis: ConnectionManager,
     /// `QUEUE_PREFIX`: the namespace of queues and event channels.
     pub prefix: String,
-    /// Sends email.
-    pub mailer: Arc<Mailer>,
-    /// The sender of every email.
-    pub from: Mailbox,
     /// `PLATFORM_FEE_BPS`.
     pub fee_bps: u16,
     /// Where photos live.
@@ -87,7 +79,7 @@ pub struct JobContext {
     pub render_slots: RenderSlots,
     /// Gathers this process's hold releases into batches.
     pub releases: ReleaseBatcher,
-    /// Gathers this process's emails into batches.
+    /// Sends this process's emails, in batches.
     pub emails: EmailBatcher,
 }
 

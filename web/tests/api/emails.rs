@@ -13,7 +13,7 @@ use neighborbid_testkit::smtp::spawn_smtp_sink_with;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::helpers::TestApp;
+use crate::helpers::{SENDER, TestApp};
 
 /// `count` outbid notifications, one per new bidder, about a new auction; their emails are due now.
 async fn outbid_notifications(app: &TestApp, count: usize) -> Vec<NotificationId> {
@@ -47,7 +47,7 @@ async fn emails_delivered_together_go_out_once_each_and_a_bad_address_holds_back
     .unwrap();
     let (port, inbox) = spawn_smtp_sink_with(Arc::new(AtomicBool::new(false))).await.unwrap();
     let mailer = Mailer::from_settings(Some(&format!("smtp://127.0.0.1:{port}")), &std::env::temp_dir()).unwrap();
-    let emails = EmailBatcher::start(app.pool.clone(), Arc::new(mailer), app.jobs.from.clone());
+    let emails = EmailBatcher::start(app.pool.clone(), Arc::new(mailer), SENDER.parse().unwrap());
 
     // Every email is delivered twice at once (a redelivery arriving with the first).
     let deliveries = ids.iter().chain(&ids).map(|id| emails.send(*id));

@@ -19,6 +19,8 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "correct horse battery";
+/// The sender of the test apps' emails.
+pub const SENDER: &str = "NeighborBid <no-reply@neighborbid.test>";
 
 pub struct TestApp {
     pub base: String,
@@ -59,7 +61,6 @@ impl TestApp {
         let mailer = std::sync::Arc::new(
             Mailer::from_settings(None, &std::env::temp_dir().join("neighborbid-test-mail")).unwrap(),
         );
-        let from: lettre::message::Mailbox = "NeighborBid <no-reply@neighborbid.test>".parse().unwrap();
         let jobs = JobContext {
             pool: pool.clone(),
             redis: neighborbid_shared::health::redis_connection(
@@ -67,13 +68,11 @@ impl TestApp {
             )
             .unwrap(),
             prefix: config.queue_prefix.clone(),
-            mailer: mailer.clone(),
-            from: from.clone(),
             fee_bps: 0,
             media: MediaStore::open(&config).unwrap(),
             render_slots: RenderSlots::new(2),
             releases: ReleaseBatcher::start(pool.clone()),
-            emails: EmailBatcher::start(pool.clone(), mailer, from),
+            emails: EmailBatcher::start(pool.clone(), mailer, SENDER.parse().unwrap()),
         };
         let media_dir = config.media_dir.clone();
         let state = AppState::new(config, pool.clone()).unwrap();
