@@ -61,6 +61,10 @@ struct Cli {
     /// `jobs`: how many holds to seed and release.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     jobs: u64,
+    /// `jobs`: seed the holds on active auctions that none of them leads, so that each release is an
+    /// outbid with its notification and email.
+    #[arg(long)]
+    outbid: bool,
     /// `fanout` and `chat`: the web server whose VmRSS to sample (default: the one process named
     /// `neighborbid-web`).
     #[arg(long)]
@@ -94,9 +98,10 @@ enum Scenario {
     /// report seconds from the end until all are closed (target <= 2 s), settled (<= 10 s) and every
     /// email sent (<= 10 s), counting mail in an SMTP sink on --smtp-listen. Gives up after 120 s.
     Close,
-    /// Seed (SQL) --jobs open holds on unsold auctions and, in the same transaction, one
-    /// `release_hold` outbox row each; report releases/s from the commit until every hold is released
-    /// (target >= 2,000/s): the outbox relay and the release workers end to end.
+    /// Seed (SQL) --jobs open holds on unsold auctions (--outbid: on active auctions, each release an
+    /// outbid with its notification and email) and, in the same transaction, one `release_hold`
+    /// outbox row each; report releases/s from the commit until every hold is released (target >=
+    /// 2,000/s): the outbox relay and the release workers end to end.
     Jobs,
     /// WebSocket fan-out: 1,000 watchers on one auction while 50 bidders bid as fast as they are
     /// answered (the most events a second the server fans out; latency reported, not judged), then
@@ -174,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
             scenarios::photos::run(&api, &cli.base_url, database_url(&cli)?, count, cli.rate.unwrap_or(50)).await?
         }
         Scenario::Close => scenarios::close::run(database_url(&cli)?, &cli.smtp_listen).await?,
-        Scenario::Jobs => scenarios::jobs::run(database_url(&cli)?, cli.jobs).await?,
+        Scenario::Jobs => scenarios::jobs::run(database_url(&cli)?, cli.jobs, cli.outbid).await?,
     };
     let mut report = report;
     if matches!(

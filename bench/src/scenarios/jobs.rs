@@ -2,7 +2,9 @@
 //!
 //! N open 1,000 KRW holds on `unsold` auctions (200 funded bidders, up to 200 holds per auction) and
 //! one `release_hold` outbox row per hold are inserted in one transaction; from its commit,
-//! PostgreSQL is polled every 50 ms until every hold is released.
+//! PostgreSQL is polled every 50 ms until every hold is released. With `--outbid` the auctions are
+//! active instead, and no hold leads: each release is then an outbid, with the bidder's notification,
+//! its event and its email, as the releases a bidding war causes.
 //!
 //! Holds and outbox rows share the transaction on purpose: holds on an unsold auction with no
 //! release recorded are exactly what the reconciliation sweep looks for, and a sweep firing between
@@ -34,10 +36,10 @@ struct Seeded {
 }
 
 /// Runs the scenario with `jobs` holds to release.
-pub async fn run(database_url: &str, jobs: u64) -> anyhow::Result<Value> {
+pub async fn run(database_url: &str, jobs: u64, outbid: bool) -> anyhow::Result<Value> {
     let n = i64::try_from(jobs)?;
     let pool = sql_seed::connect(database_url).await?;
-    let seeded = seed(&pool, n).await?;
+    let seeded = seed(&pool, n, outbid).await?;
     eprintln!(
         "committed {n} holds and release_hold outbox rows in {:.3} s; waiting for the releases",
         seeded.seed_secs
@@ -55,6 +57,7 @@ pub async fn run(database_url: &str, jobs: u64) -> anyhow::Result<Value> {
         "scenario": "jobs",
         "run_id": seeded.run_id,
         "jobs": n,
+        "outbid": outbid,
         "bidders": BIDDERS,
         "auctions": seeded.auctions,
         "seed_secs": round(seeded.seed_secs),
@@ -71,17 +74,23 @@ pub async fn run(database_url: &str, jobs: u64) -> anyhow::Result<Value> {
     }))
 }
 
-/// Seeds users, auctions, `n` holds and their outbox rows in one transaction.
-async fn seed(pool: &PgPool, n: i64) -> anyhow::Result<Seeded> {
+/// Seeds users, auctions (unsold, or active for an hour more when `outbid`), `n` holds and their
+/// outbox rows in one transaction.
+async fn seed(pool: &PgPool, n: i64, outbid: bool) -> anyhow::Result<Seeded> {
     let started = Instant::now();
     let run_id = sql_seed::run_id();
     let auctions = (n + BIDDERS - 1) / BIDDERS;
-    eprintln!("seeding run {run_id}: {BIDDERS} bidders, {auctions} unsold auctions, {n} open holds");
+    let (state, described) = if outbid {
+        (AuctionState::ActiveUntil(chrono::Utc::now() + chrono::Duration::hours(1)), "active")
+    } else {
+        (AuctionState::Unsold, "unsold")
+    };
+    eprintln!("seeding run {run_id}: {BIDDERS} bidders, {auctions} {described} auctions, {n} open holds");
     let mut tx = pool.begin().await?;
     let seller = sql_seed::create_users(&mut tx, &format!("bench_{run_id}_s"), 1, 0).await?[0];
     let bidders = sql_seed::create_users(&mut tx, &format!("bench_{run_id}_j"), BIDDERS, auctions * HOLD).await?;
     let title = format!("bench jobs {run_id}");
-    let auction_ids = sql_seed::create_auctions(&mut tx, seller, auctions, &title, AuctionState::Unsold).await?;
+    let auction_ids = sql_seed::create_auctions(&mut tx, seller, auctions, &title, state).await?;
     let count = usize::try_from(n)?;
     let users: Vec<i64> = (0..count).map(|k| bidders[k % bidders.len()]).collect();
     let on: Vec<i64> = (0..count).map(|k| auction_ids[k / bidders.len()]).collect();

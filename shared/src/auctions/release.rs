@@ -51,7 +51,8 @@ pub enum Wait {
 /// `release_holds`, or with [`Wait::No`] `release_idle_holds`
 /// (migrations/20261203000005_release_as_a_set.sql), which take every lock in the order bids take
 /// them, so they cannot deadlock with bids, then end the releasable holds as a set with
-/// `release_locked_holds`. Answers each element of `hold_ids` in order: a hold given twice is
+/// `release_locked_holds` (migrations/20261204000001_notifications_as_a_set.sql), which also makes
+/// their outbid notifications as a set. Answers each element of `hold_ids` in order: a hold given twice is
 /// released by the first and `AlreadyEnded` for the second, as two calls would find it.
 #[tracing::instrument(skip_all, fields(holds = hold_ids.len(), ?wait))]
 pub async fn release_outbid_holds(

@@ -8,6 +8,7 @@ use neighborbid_shared::jobs::release_hold::ReleaseHold;
 use neighborbid_shared::ledger::holds::{self, Ended};
 use neighborbid_shared::outbox;
 use redis::AsyncCommands;
+use reqwest::Method;
 use serde_json::json;
 use sqlx::{Connection, PgPool};
 
@@ -101,6 +102,10 @@ async fn releases_delivered_together_are_batched_and_each_hold_ends_as_it_would_
     for (_, token) in &bidders {
         app.deposit(token, 100_000).await;
     }
+    // Bidder 0 wants no outbid emails.
+    let off = app.request(Method::PATCH, "/api/v1/me").bearer_auth(&bidders[0].1);
+    let off = off.json(&json!({ "email_preferences": { "outbid": false } })).send().await.unwrap();
+    assert_eq!(off.status(), 200);
     // Each auction: bidder k bids 10,000 + 1,000 k, so bidder 5 leads and the others were outbid.
     for &auction in &auctions {
         for (k, (_, token)) in bidders.iter().enumerate() {
@@ -151,7 +156,26 @@ async fn releases_delivered_together_are_batched_and_each_hold_ends_as_it_would_
             .await
             .unwrap();
         assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "bidder {k}");
-        assert!(seqs.len() >= outbid, "bidder {k}: an event for each notification");
+        // Each notification has its event, in the order the notifications were made, and its email
+        // unless the bidder turned outbid emails off.
+        let made: Vec<(i64, bool)> = sqlx::query_as(
+            "SELECT n.id, EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'send_email' \
+                                  AND (o.payload ->> 'notification_id')::bigint = n.id) \
+             FROM notifications n WHERE n.recipient_id = $1 AND n.kind = 'outbid' ORDER BY n.id",
+        )
+        .bind(id)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        let told: Vec<i64> = sqlx::query_scalar(
+            "SELECT (data ->> 'id')::bigint FROM user_events WHERE user_id = $1 AND type = 'notification' ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        assert_eq!(told, made.iter().map(|(n, _)| *n).collect::<Vec<_>>(), "bidder {k}");
+        assert!(made.iter().all(|(_, emailed)| *emailed == (k != 0)), "bidder {k}: {made:?}");
     }
     app.assert_audit_clean().await;
 }
