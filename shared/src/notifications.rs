@@ -2,7 +2,7 @@
 //! question answered), recorded in the transaction that causes them with their `notification`
 //! event on the user's own stream, and the emails some of them call for, sent by the `send_email`
 //! job at most once across retries and redeliveries (a message's is a digest, sent only while it
-//! stays unread; see the SQL function `record_notifications`).
+//! stays unread; see the SQL function `notification_email_due`).
 //!
 //! A sender takes a lease on the notification row before sending and marks it sent afterwards; a
 //! second delivery finds it sent or leased and does nothing. The emails waiting to go out at one
