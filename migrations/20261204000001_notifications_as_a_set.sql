@@ -5,13 +5,13 @@
 -- (0.29 ms per outbid bidder, 4.6 ms for a batch of 11), and the batch keeps the auctions and
 -- wallets it took locked until it commits, while bids on them wait.
 --
--- record_notifications() makes any number of notifications of one kind in one statement each for
--- the rows, the emails and the events, with record_notification()'s rules unchanged: the
--- recipient's email preferences, message digests, one notification per subject, and each
--- recipient's events numbered 1, 2, 3… without gaps, in the order of the notifications' ids. When
--- an email falls due is now one function both use, notification_email_due(). record_notification()
--- keeps its own statements for its one notification: through the set-based statement it took 0.9-1.2
--- ms instead of 0.6-0.7 (pgbench, one client).
+-- record_outbid_notifications() makes a batch's outbid notifications in one statement each for the
+-- rows, the emails and the events, as the loop made them: one per released hold of a live auction,
+-- the bidder's email preference, and each bidder's events numbered 1, 2, 3… without gaps, in the
+-- order of the notifications' ids. When an email falls due is now one function that it and
+-- record_notification() both use, notification_email_due(). record_notification() keeps its own
+-- statements for its one notification: through a set-based statement it took 0.9-1.2 ms instead of
+-- 0.6-0.7 (pgbench, one client).
 --
 -- Also: a hold of a live auction that no hold leads (leader_hold_id NULL) is released. The rule's
 -- "does not lead" was `NOT (live AND leader_hold_id = id)`, which is NULL there, so such a hold was
@@ -45,29 +45,19 @@ BEGIN
         ELSE now() END;
 END $$;
 
--- Notifications of `p_kind` with `p_data`, one per element of the arrays (auction, recipient,
--- conversation, subject; the same length), in that order; each notification's `notification`
--- event on its recipient's stream, and its email as the recipient's preferences say
--- (notification_email_due). A notification that exists already (same kind, auction, recipient and
--- subject) is not made again and has no event. Message notifications given together must be of
--- different conversations: the digest rule looks at what was recorded before the call. Returns the
--- events made, for publishing once committed.
-CREATE FUNCTION record_notifications(p_kind TEXT, p_auction_ids BIGINT[], p_recipient_ids BIGINT[],
-                                     p_conversation_ids BIGINT[], p_subject_ids BIGINT[], p_data JSONB)
-RETURNS TABLE (user_id BIGINT, seq BIGINT, type TEXT, data JSONB, at TIMESTAMPTZ) LANGUAGE plpgsql AS $$
-#variable_conflict use_column
+-- The `outbid` notifications of the released holds `p_released` whose auction is still live or
+-- awaiting settlement, one per hold in hold order, as record_notification('outbid', …) once per
+-- hold made them: the rows, each one's `notification` event on its bidder's stream, and its email as
+-- the bidder's preferences say (notification_email_due). A hold already told about is not told
+-- again.
+CREATE FUNCTION record_outbid_notifications(p_released BIGINT[]) RETURNS VOID LANGUAGE plpgsql AS $$
 BEGIN
-    RETURN QUERY
-    WITH asked AS (
-        SELECT t.* FROM unnest(p_auction_ids, p_recipient_ids, p_conversation_ids, p_subject_ids)
-            WITH ORDINALITY AS t(auction_id, recipient_id, conversation_id, subject_id, n)),
-    made AS (
-        INSERT INTO notifications (kind, auction_id, recipient_id, conversation_id, subject_id, data, email_due_at)
-        SELECT p_kind, a.auction_id, a.recipient_id, a.conversation_id, a.subject_id, p_data,
-               notification_email_due(p_kind, u, a.conversation_id)
-        -- LEFT: a recipient who does not exist fails the foreign key, as before, not silently.
-        FROM asked a LEFT JOIN users u ON u.id = a.recipient_id
-        ORDER BY a.n
+    WITH made AS (
+        INSERT INTO notifications (kind, auction_id, recipient_id, subject_id, data, email_due_at)
+        SELECT 'outbid', h.auction_id, h.user_id, h.id, '{}', notification_email_due('outbid', u, NULL)
+        FROM holds h JOIN auctions a ON a.id = h.auction_id JOIN users u ON u.id = h.user_id
+        WHERE h.id = ANY(p_released) AND a.status IN ('scheduled', 'active', 'closed')
+        ORDER BY h.id
         ON CONFLICT ON CONSTRAINT notifications_once DO NOTHING
         RETURNING *),
     emails AS (
@@ -78,8 +68,8 @@ BEGIN
         SELECT m.*, row_number() OVER (PARTITION BY m.recipient_id ORDER BY m.id) AS nth,
                count(*) OVER (PARTITION BY m.recipient_id) AS of_recipient
         FROM made m),
-    -- Each recipient's counter advances once, by their number of notifications, under their row
-    -- lock. (A release batch holds its bidders' wallets already, so no other batch takes these rows.)
+    -- Each bidder's counter advances once, by their number of notifications, under their row lock.
+    -- (The batch holds its bidders' wallets already, so no other batch takes these rows.)
     bumped AS (
         UPDATE users u SET event_seq = u.event_seq + t.of_recipient
         FROM (SELECT DISTINCT recipient_id, of_recipient FROM told) t
@@ -90,8 +80,7 @@ BEGIN
         'id', t.id, 'kind', t.kind, 'auction_id', t.auction_id, 'conversation_id', t.conversation_id,
         'data', t.data, 'read_at', NULL, 'created_at', t.created_at)
     FROM told t JOIN bumped b ON b.id = t.recipient_id
-    ORDER BY t.id
-    RETURNING user_id, seq, type, data, at;
+    ORDER BY t.id;
 END $$;
 
 -- The one way a notification is made, as in 20261127000001, its email's due time from
@@ -129,7 +118,6 @@ CREATE OR REPLACE FUNCTION release_locked_holds(p_hold_ids BIGINT[], p_auctions 
 RETURNS TABLE (ordinal BIGINT, outcome TEXT) LANGUAGE plpgsql AS $$
 DECLARE
     released BIGINT[];
-    outbid RECORD;
 BEGIN
     WITH releasable AS (
         SELECT h.id FROM holds h JOIN auctions a ON a.id = h.auction_id
@@ -152,14 +140,7 @@ BEGIN
         JOIN accounts available ON available.user_id = e.user_id AND available.kind = 'available')
     SELECT coalesce(array_agg(e.id), '{}') INTO released FROM ended e;
 
-    SELECT array_agg(h.auction_id ORDER BY h.id) AS auctions, array_agg(h.user_id ORDER BY h.id) AS bidders,
-           array_agg(NULL::bigint ORDER BY h.id) AS conversations, array_agg(h.id ORDER BY h.id) AS holds
-    INTO outbid FROM holds h JOIN auctions a ON a.id = h.auction_id
-    WHERE h.id = ANY(released) AND a.status IN ('scheduled', 'active', 'closed');
-    IF outbid.holds IS NOT NULL THEN
-        PERFORM 1 FROM record_notifications('outbid', outbid.auctions, outbid.bidders, outbid.conversations,
-                                            outbid.holds, '{}'::jsonb);
-    END IF;
+    PERFORM record_outbid_notifications(released);
 
     -- The holds left open lead their auction (those this batch decided) or were not decidable here.
     RETURN QUERY
