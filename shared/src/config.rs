@@ -126,8 +126,8 @@ pub struct Limits {
     pub ws_max_connections_per_ip: usize,
     /// `MAX_OPEN_AUCTIONS_PER_USER`: scheduled and active auctions one seller may have at once.
     pub max_open_auctions_per_user: i64,
-    /// `BID_CONCURRENCY`: bids and buy-nows one web process runs in PostgreSQL at once; the rest
-    /// wait their turn in arrival order.
+    /// `BID_CONCURRENCY`: runners that take one web process's bids and buy-nows to PostgreSQL, in
+    /// arrival order and one batch per auction at a time (the web's bid line).
     pub bid_concurrency: NonZeroUsize,
 }
 

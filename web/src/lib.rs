@@ -2,6 +2,7 @@
 //! `/openapi.json`) that validates, writes to PostgreSQL and leaves follow-up work to jobs.
 
 pub mod api;
+mod bid_line;
 mod body_limit;
 pub mod client_ip;
 mod console;

@@ -10,8 +10,8 @@ use neighborbid_shared::rate_limit::Limiter;
 use neighborbid_shared::users::HashingQueue;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
-use tokio::sync::{Semaphore, SemaphorePermit};
 
+use crate::bid_line::BidLine;
 use crate::live::{ConnectionCaps, Hub};
 
 /// Shared, cheaply clonable handles to the process's resources.
@@ -36,8 +36,8 @@ pub struct AppState {
     pub hashing: Arc<HashingQueue>,
     /// Where photos live.
     pub media: MediaStore,
-    /// Turns to run a bid or buy-now in PostgreSQL (`BID_CONCURRENCY`), handed out in arrival order.
-    bid_turns: Arc<Semaphore>,
+    /// The line bids and buy-nows wait in for PostgreSQL, served by `BID_CONCURRENCY` runners.
+    pub bids: Arc<BidLine>,
 }
 
 impl AppState {
@@ -54,14 +54,7 @@ impl AppState {
         let sockets =
             Arc::new(ConnectionCaps::new(config.limits.ws_max_connections, config.limits.ws_max_connections_per_ip));
         let hashing = Arc::new(HashingQueue::new(config.limits.hashing_queue));
-        let bid_turns = Arc::new(Semaphore::new(config.limits.bid_concurrency.get()));
-        Ok(Self { pool, redis, redis_conn, config: Arc::new(config), hub, sockets, limiter, hashing, media, bid_turns })
-    }
-
-    /// Waits for a turn to run a bid or buy-now, first come first served; the turn ends when the
-    /// permit is dropped. Bids beyond `BID_CONCURRENCY` would only contend in PostgreSQL for the
-    /// same rows, locks and cores, and on a hot auction decide out of arrival order.
-    pub async fn bid_turn(&self) -> SemaphorePermit<'_> {
-        self.bid_turns.acquire().await.expect("the bid turns are never closed")
+        let bids = BidLine::start(pool.clone(), Arc::clone(&hub), config.limits.bid_concurrency);
+        Ok(Self { pool, redis, redis_conn, config: Arc::new(config), hub, sockets, limiter, hashing, media, bids })
     }
 }

@@ -4,8 +4,10 @@
 //! (migrations/20261126000001_bid_engine.sql) claims the Idempotency-Key, locks the auction row,
 //! applies the rules (mirrored by [`super::rules::decide_bid`]), moves the money and records the
 //! bids, events and follow-up jobs, so the auction's row lock lasts one server-side statement and
-//! no client round trip. Should PostgreSQL report a deadlock or serialization failure, the
-//! statement is retried a bounded number of times.
+//! no client round trip. Several requests for one auction can go as one statement too
+//! ([`place_together`], `place_bids` in migrations/20261205000001_bid_batches.sql): each decided as
+//! if alone, in turn, under one row lock and one commit. Should PostgreSQL report a deadlock or
+//! serialization failure, the statement is retried a bounded number of times.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -58,7 +60,7 @@ pub struct BidReceipt {
 }
 
 /// What `place_bid` returns.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct EngineAnswer {
     receipt: BidReceipt,
     events: Vec<StoredEvent>,
@@ -77,70 +79,167 @@ pub async fn place_bid(
     max_amount: Option<Krw>,
     idempotency_key: Option<&str>,
 ) -> Result<BidReceipt, AuctionError> {
-    let (amount, max_amount) = (amount.get(), max_amount.map(Krw::get));
-    if max_amount.is_some_and(|max| max < amount) {
-        return Err(max_below_amount().into());
-    }
-    let request_hash = idempotency::fingerprint("place_bid", &(auction_id, amount, max_amount));
-    let request = EngineRequest { auction_id, user_id: bidder_id, amount: Some(amount), max_amount, buy_now: false };
-    run_engine(pool, request, idempotency_key, &request_hash).await
+    let order = BidOrder::bid(auction_id, bidder_id, amount, max_amount, idempotency_key)?;
+    place(pool, &order).await
 }
 
-/// Buys `auction_id` at its buy-now price: the auction closes at once with the buyer as winner.
-#[tracing::instrument(skip(pool, idempotency_key), fields(auction.id = auction_id.0, user.id = buyer_id.0))]
-pub async fn buy_now(
-    pool: &PgPool,
-    auction_id: AuctionId,
-    buyer_id: UserId,
-    idempotency_key: Option<&str>,
-) -> Result<BidReceipt, AuctionError> {
-    let request_hash = idempotency::fingerprint("buy_now", &auction_id);
-    let request = EngineRequest { auction_id, user_id: buyer_id, amount: None, max_amount: None, buy_now: true };
-    run_engine(pool, request, idempotency_key, &request_hash).await
-}
-
-struct EngineRequest {
+/// A checked request for the engine: a bid or a buy-now.
+#[derive(Debug, Clone)]
+pub struct BidOrder {
     auction_id: AuctionId,
     user_id: UserId,
     amount: Option<i64>,
     max_amount: Option<i64>,
     buy_now: bool,
+    idempotency_key: Option<String>,
+    request_hash: Vec<u8>,
 }
 
-async fn run_engine(
-    pool: &PgPool,
-    request: EngineRequest,
-    idempotency_key: Option<&str>,
-    request_hash: &[u8],
-) -> Result<BidReceipt, AuctionError> {
-    if let Some(key) = idempotency_key {
-        idempotency::check_key(key)?;
+impl BidOrder {
+    /// A bid of `amount`, and automatically up to `max_amount` if given; refused when the maximum
+    /// is below the amount or the Idempotency-Key is malformed.
+    pub fn bid(
+        auction_id: AuctionId,
+        bidder_id: UserId,
+        amount: Krw,
+        max_amount: Option<Krw>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Self, ValidationError> {
+        let (amount, max_amount) = (amount.get(), max_amount.map(Krw::get));
+        if max_amount.is_some_and(|max| max < amount) {
+            return Err(max_below_amount());
+        }
+        Self::new(auction_id, bidder_id, Some(amount), max_amount, idempotency_key, "place_bid")
     }
+
+    /// A purchase at the buy-now price: the auction closes at once with the buyer as winner.
+    pub fn buy_now(
+        auction_id: AuctionId,
+        buyer_id: UserId,
+        idempotency_key: Option<&str>,
+    ) -> Result<Self, ValidationError> {
+        Self::new(auction_id, buyer_id, None, None, idempotency_key, "buy_now")
+    }
+
+    fn new(
+        auction_id: AuctionId,
+        user_id: UserId,
+        amount: Option<i64>,
+        max_amount: Option<i64>,
+        idempotency_key: Option<&str>,
+        endpoint: &str,
+    ) -> Result<Self, ValidationError> {
+        if let Some(key) = idempotency_key {
+            idempotency::check_key(key)?;
+        }
+        let request_hash = match amount {
+            Some(amount) => idempotency::fingerprint(endpoint, &(auction_id, amount, max_amount)),
+            None => idempotency::fingerprint(endpoint, &auction_id),
+        };
+        let buy_now = amount.is_none();
+        let idempotency_key = idempotency_key.map(str::to_owned);
+        Ok(Self { auction_id, user_id, amount, max_amount, buy_now, idempotency_key, request_hash })
+    }
+
+    /// The auction it is for.
+    pub fn auction_id(&self) -> AuctionId {
+        self.auction_id
+    }
+}
+
+/// Runs one order in one statement (`place_bid`).
+pub async fn place(pool: &PgPool, order: &BidOrder) -> Result<BidReceipt, AuctionError> {
     let mut attempt = 1;
     loop {
         let answer = sqlx::query_scalar!(
             r#"SELECT place_bid($1, $2, $3, $4, $5, $6, $7) AS "answer!: Json<EngineAnswer>""#,
-            request.auction_id as AuctionId,
-            request.user_id as UserId,
-            request.amount,
-            request.max_amount,
-            request.buy_now,
-            idempotency_key,
-            request_hash,
+            order.auction_id as AuctionId,
+            order.user_id as UserId,
+            order.amount,
+            order.max_amount,
+            order.buy_now,
+            order.idempotency_key.as_deref(),
+            &order.request_hash,
         )
         .fetch_one(pool)
         .await;
         match answer {
-            Ok(Json(EngineAnswer { mut receipt, events })) => {
-                receipt.events = events;
-                return Ok(receipt);
-            }
+            Ok(Json(answer)) => return Ok(answer.into_receipt()),
             Err(err) if attempt < MAX_ATTEMPTS && crate::db::is_retryable(&err) => {
                 tracing::debug!(attempt, error = %err, "retrying the bid");
                 attempt += 1;
             }
-            Err(err) => return Err(refusal(&err, request.user_id).unwrap_or_else(|| err.into())),
+            Err(err) => return Err(refusal(&err, order.user_id).unwrap_or_else(|| err.into())),
         }
+    }
+}
+
+/// Runs orders for one auction together, in the given order, in one statement (`place_bids`):
+/// one row lock and one commit for all of them. Each order is decided as if it ran alone right
+/// after the ones before it; one's refusal is its own answer and leaves the others as they are.
+/// An error of the database is every order's.
+pub async fn place_together(
+    pool: &PgPool,
+    auction_id: AuctionId,
+    orders: &[BidOrder],
+) -> Result<Vec<Result<BidReceipt, AuctionError>>, AuctionError> {
+    debug_assert!(orders.iter().all(|order| order.auction_id == auction_id), "one auction per batch");
+    let column = |f: fn(&BidOrder) -> Option<i64>| orders.iter().map(f).collect::<Vec<_>>();
+    let (amounts, max_amounts) = (column(|o| o.amount), column(|o| o.max_amount));
+    let bidders: Vec<i64> = orders.iter().map(|o| o.user_id.0).collect();
+    let buy_nows: Vec<bool> = orders.iter().map(|o| o.buy_now).collect();
+    let keys: Vec<Option<String>> = orders.iter().map(|o| o.idempotency_key.clone()).collect();
+    let hashes: Vec<Vec<u8>> = orders.iter().map(|o| o.request_hash.clone()).collect();
+    let mut attempt = 1;
+    loop {
+        let rows = sqlx::query!(
+            r#"SELECT answer AS "answer: Json<EngineAnswer>", refusal, refusal_detail
+               FROM place_bids($1, $2, $3, $4, $5, $6, $7)"#,
+            auction_id as AuctionId,
+            &bidders,
+            &amounts as &[Option<i64>],
+            &max_amounts as &[Option<i64>],
+            &buy_nows,
+            &keys as &[Option<String>],
+            &hashes,
+        )
+        .fetch_all(pool)
+        .await;
+        match rows {
+            Ok(rows) if rows.len() == orders.len() => {
+                return Ok(rows
+                    .into_iter()
+                    .zip(orders)
+                    .map(|(row, order)| match (row.answer, row.refusal) {
+                        (Some(Json(answer)), _) => Ok(answer.into_receipt()),
+                        (None, Some(reason)) => Err(refused(&reason, row.refusal_detail.as_deref(), order.user_id)
+                            .unwrap_or_else(|| unknown_refusal(&reason))),
+                        (None, None) => Err(unknown_refusal("no answer")),
+                    })
+                    .collect());
+            }
+            Ok(rows) => {
+                return Err(sqlx::Error::Protocol(format!(
+                    "place_bids answered {} of {} orders",
+                    rows.len(),
+                    orders.len()
+                ))
+                .into());
+            }
+            Err(err) if attempt < MAX_ATTEMPTS && crate::db::is_retryable(&err) => {
+                tracing::debug!(attempt, error = %err, "retrying the bids");
+                attempt += 1;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+impl EngineAnswer {
+    fn into_receipt(self) -> BidReceipt {
+        let EngineAnswer { mut receipt, events } = self;
+        receipt.events = events;
+        receipt
     }
 }
 
@@ -150,8 +249,14 @@ fn refusal(err: &sqlx::Error, user_id: UserId) -> Option<AuctionError> {
     if db.code() != REFUSED {
         return None;
     }
-    let detail = || db.detail().and_then(|d| d.parse::<i64>().ok()).unwrap_or_default();
-    Some(match db.message() {
+    refused(db.message(), db.detail(), user_id)
+}
+
+/// What `place_bid`'s refusal `reason` (with its `detail`) means; `None` for a reason this code
+/// does not know.
+fn refused(reason: &str, detail: Option<&str>, user_id: UserId) -> Option<AuctionError> {
+    let detail = || detail.and_then(|d| d.parse::<i64>().ok()).unwrap_or_default();
+    Some(match reason {
         "not_found" => AuctionError::NotFound,
         "own_auction" => Refusal::OwnAuction.into(),
         "not_active" => Refusal::NotActive.into(),
@@ -160,12 +265,17 @@ fn refusal(err: &sqlx::Error, user_id: UserId) -> Option<AuctionError> {
         "buy_now_unavailable" => Refusal::BuyNowUnavailable.into(),
         "idempotency_key_reused" => AuctionError::IdempotencyKeyReused,
         "no_wallet" => LedgerError::NoWallet(user_id).into(),
+        "insufficient_funds" => LedgerError::InsufficientFunds.into(),
         "max_below_amount" => max_below_amount().into(),
         other => {
             tracing::error!(reason = other, "place_bid refused for a reason this code does not know");
             return None;
         }
     })
+}
+
+fn unknown_refusal(reason: &str) -> AuctionError {
+    sqlx::Error::Protocol(format!("place_bids refused for a reason this code does not know: {reason}")).into()
 }
 
 fn max_below_amount() -> ValidationError {

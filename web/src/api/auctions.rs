@@ -1,7 +1,7 @@
 //! Auctions: create, list, read, bid, buy now, cancel, watch, and the caller's own views.
 
 use chrono::{DateTime, Utc};
-use neighborbid_shared::auctions::bidding::{self, Bid, BidReceipt};
+use neighborbid_shared::auctions::bidding::{self, Bid, BidOrder, BidReceipt};
 use neighborbid_shared::auctions::listing::{self, Filter, Sort};
 use neighborbid_shared::auctions::new::NewAuctionRequest;
 use neighborbid_shared::auctions::store::{self, Auction};
@@ -528,12 +528,8 @@ impl AuctionsApi {
         let placed = async {
             let amount = Krw::parse(body.amount, "amount")?;
             let max_amount = body.max_amount.map(|max| Krw::parse(max, "max_amount")).transpose()?;
-            let turn = state.bid_turn().await;
-            let mut receipt =
-                bidding::place_bid(&state.pool, AuctionId(id.0), auth.0.user.id, amount, max_amount, key.0.as_deref())
-                    .await?;
-            drop(turn);
-            state.hub.publish(&std::mem::take(&mut receipt.events));
+            let order = BidOrder::bid(AuctionId(id.0), auth.0.user.id, amount, max_amount, key.0.as_deref())?;
+            let receipt = state.bids.place(order).await?;
             Ok(PlacedBid::Created(Json(receipt.into())))
         }
         .await;
@@ -552,10 +548,8 @@ impl AuctionsApi {
         #[oai(name = "Idempotency-Key")]
         key: Header<Option<String>>,
     ) -> Result<Json<AuctionView>, ApiError<BidErrors>> {
-        let turn = state.bid_turn().await;
-        let mut receipt = bidding::buy_now(&state.pool, AuctionId(id.0), auth.0.user.id, key.0.as_deref()).await?;
-        drop(turn);
-        state.hub.publish(&std::mem::take(&mut receipt.events));
+        let order = BidOrder::buy_now(AuctionId(id.0), auth.0.user.id, key.0.as_deref())?;
+        let receipt = state.bids.place(order).await?;
         Ok(Json(AuctionView::now(receipt.auction)))
     }
 

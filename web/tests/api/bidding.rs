@@ -1,5 +1,10 @@
+use neighborbid_shared::auctions::AuctionError;
+use neighborbid_shared::auctions::bidding::{self, BidOrder};
 use neighborbid_shared::auctions::release::ReleaseOutcome;
-use neighborbid_shared::ids::HoldId;
+use neighborbid_shared::auctions::rules::{self, Refusal};
+use neighborbid_shared::ids::{AuctionId, HoldId};
+use neighborbid_shared::ledger::LedgerError;
+use neighborbid_shared::money::Krw;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
@@ -240,4 +245,57 @@ async fn a_repeated_bid_with_the_same_key_is_placed_once(pool: PgPool) {
     assert_eq!(body(a).await["bid"]["id"], body(b).await["bid"]["id"]);
     assert_eq!(app.auction(id).await["bid_count"], 1);
     assert_eq!(app.wallet(&minji).await, (90_000, 10_000));
+}
+
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn bids_decided_together_are_each_decided_as_if_alone_in_turn(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let users = app.quick_users("together", 5).await;
+    let [(seller, seller_token), (minji, minji_token), (jun, jun_token), (hana, hana_token), (bora, bora_token)] =
+        users.try_into().unwrap();
+    for token in [&minji_token, &jun_token, &hana_token] {
+        app.deposit(token, 100_000).await;
+    }
+    app.deposit(&bora_token, 25_000).await;
+    let id = app.create_auction(&seller_token, json!({ "start_price": 10_000 })).await["id"].as_i64().unwrap();
+    let auction = AuctionId(id);
+    let bid =
+        |user, amount, key| BidOrder::bid(auction, user, Krw::parse(amount, "amount").unwrap(), None, key).unwrap();
+    let orders = [
+        bid(seller, 10_000, None),
+        bid(minji, 10_000, None),
+        bid(jun, 10_000, None),
+        bid(hana, 20_000, Some("hana-1")),
+        bid(bora, 30_000, None),
+        bid(hana, 20_000, Some("hana-1")),
+    ];
+
+    let outcomes = bidding::place_together(&app.pool, auction, &orders).await.unwrap();
+
+    let [seller_bid, minji_bid, jun_bid, hana_bid, bora_bid, hana_again] = outcomes.try_into().unwrap();
+    assert!(matches!(seller_bid, Err(AuctionError::Refused(Refusal::OwnAuction))), "{seller_bid:?}");
+    let minji_bid = minji_bid.unwrap();
+    assert_eq!((minji_bid.bid.amount, minji_bid.auction.bid_count, minji_bid.auction.seq), (10_000, 1, 1));
+    let minimum = 10_000 + rules::tiered_increment(10_000);
+    assert!(
+        matches!(jun_bid, Err(AuctionError::Refused(Refusal::TooLow { minimum: m })) if m == minimum),
+        "{jun_bid:?}"
+    );
+    let hana_bid = hana_bid.unwrap();
+    assert_eq!((hana_bid.bid.amount, hana_bid.auction.bid_count, hana_bid.auction.seq), (20_000, 2, 2));
+    assert_eq!(hana_bid.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+    assert!(matches!(bora_bid, Err(AuctionError::Ledger(LedgerError::InsufficientFunds))), "{bora_bid:?}");
+    let hana_again = hana_again.unwrap();
+    assert_eq!(hana_again.bid.id, hana_bid.bid.id, "the same key answers with the first receipt");
+    assert!(hana_again.events.is_empty());
+
+    let after = app.auction(id).await;
+    assert_eq!((after["current_price"].as_i64(), after["bid_count"].as_i64()), (Some(20_000), Some(2)));
+    assert_eq!(after["leader_id"], hana.0);
+    assert_eq!(app.wallet(&bora_token).await, (25_000, 0), "a refused bid leaves no trace");
+    assert_eq!(app.wallet(&jun_token).await, (100_000, 0));
+    app.run_pending_releases().await;
+    assert_eq!(app.wallet(&minji_token).await, (100_000, 0), "the outbid hold is released");
+    assert_eq!(app.wallet(&hana_token).await, (80_000, 20_000));
+    app.assert_audit_clean().await;
 }
