@@ -25,6 +25,8 @@ pub const WS_EVENTS_SENT: &str = "neighborbid_ws_events_sent_total";
 pub const WS_EVENTS_DROPPED: &str = "neighborbid_ws_events_dropped_total";
 /// Bids decided, by `outcome` and, when refused, `reason` (the error code).
 pub const BIDS: &str = "neighborbid_bids_total";
+/// Bids and buy-nows one statement decided together (the web's bid line).
+pub const BID_BATCH_SIZE: &str = "neighborbid_bid_batch_size";
 /// Job runs, by `queue` and `outcome`.
 pub const JOBS: &str = "neighborbid_jobs_total";
 /// Job run time, by `queue` and `outcome`.
@@ -59,6 +61,7 @@ pub const CATALOGUE: &[(&str, &str, &str, &str)] = &[
     (WS_EVENTS_SENT, "counter", "stream", "events written to WebSockets"),
     (WS_EVENTS_DROPPED, "counter", "reason", "events a WebSocket did not get from the hub"),
     (BIDS, "counter", "outcome, reason", "bids accepted, and refused by error code"),
+    (BID_BATCH_SIZE, "histogram", "", "bids and buy-nows one statement decided together"),
     (JOBS, "counter", "queue, outcome", "job runs (each delivery of a job is one run)"),
     (JOB_DURATION, "histogram", "queue, outcome", "how long a job run took"),
     (SETTLEMENT_LAG, "histogram", "", "from an auction's closing to its settlement"),
@@ -80,6 +83,8 @@ const DURATION_BUCKETS: &[f64] =
 const LAG_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0];
 /// Buckets for how many auctions one tick ends.
 const COUNT_BUCKETS: &[f64] = &[0.0, 1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0];
+/// Buckets for how many requests one bid batch holds (at most 32).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
 /// How often histograms are folded in even when nobody scrapes, so memory stays bounded.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
@@ -117,6 +122,7 @@ fn buckets(builder: PrometheusBuilder) -> PrometheusBuilder {
     let builder = with(builder, JOB_DURATION, DURATION_BUCKETS);
     let builder = with(builder, CLOSE_LAG, LAG_BUCKETS);
     let builder = with(builder, SETTLEMENT_LAG, LAG_BUCKETS);
+    let builder = with(builder, BID_BATCH_SIZE, BATCH_BUCKETS);
     with(builder, CLOSES_PER_TICK, COUNT_BUCKETS)
 }
 

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use neighborbid_shared::auctions::AuctionError;
 use neighborbid_shared::auctions::bidding::{self, BidOrder, BidReceipt};
 use neighborbid_shared::ids::AuctionId;
+use neighborbid_shared::metrics::BID_BATCH_SIZE;
 use sqlx::PgPool;
 use tokio::sync::{Notify, oneshot};
 
@@ -123,6 +124,7 @@ async fn serve(line: Arc<BidLine>, pool: PgPool, hub: Arc<Hub>) {
 
 async fn run_batch(pool: PgPool, hub: Arc<Hub>, batch: Vec<Waiting>) {
     let (orders, answers): (Vec<BidOrder>, Vec<_>) = batch.into_iter().map(|w| (w.order, w.answer)).unzip();
+    metrics::histogram!(BID_BATCH_SIZE).record(orders.len() as f64);
     let mut outcomes = match orders.as_slice() {
         [order] => vec![bidding::place(&pool, order).await],
         [first, ..] => match bidding::place_together(&pool, first.auction_id(), &orders).await {

@@ -97,6 +97,8 @@ async fn the_web_binary_counts_requests_bids_and_sockets_and_reports_a_panic_and
     assert_eq!((bid_requests("201"), bid_requests("409")), (Some(1.0), Some(1.0)), "{scraped}");
     let timed = at("neighborbid_http_request_duration_seconds_count", &[("method", "POST"), ("route", BIDS_ROUTE)]);
     assert_eq!(timed, Some(2.0));
+    let batches = (at("neighborbid_bid_batch_size_count", &[]), at("neighborbid_bid_batch_size_sum", &[]));
+    assert_eq!(batches, (Some(2.0), Some(2.0)), "two bids one after the other are two batches of one: {scraped}");
     assert_eq!(at("neighborbid_http_requests_total", &[("route", "unmatched"), ("status", "404")]), Some(1.0));
     assert!(!scraped.contains(&format!("/auctions/{id}")), "raw paths never become labels");
     assert_eq!(at("neighborbid_ws_connections", &[("stream", "auction")]), Some(1.0));
