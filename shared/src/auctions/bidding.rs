@@ -67,10 +67,6 @@ struct EngineAnswer {
 }
 
 /// A bid of `amount`, and automatically up to `max_amount` if given, on `auction_id` by `bidder_id`.
-#[tracing::instrument(
-    skip(pool, amount, max_amount, idempotency_key),
-    fields(auction.id = auction_id.0, user.id = bidder_id.0, bid.amount = amount.get())
-)]
 pub async fn place_bid(
     pool: &PgPool,
     auction_id: AuctionId,
@@ -148,6 +144,10 @@ impl BidOrder {
 }
 
 /// Runs one order in one statement (`place_bid`).
+#[tracing::instrument(
+    skip_all,
+    fields(auction.id = order.auction_id.0, user.id = order.user_id.0, bid.amount = order.amount, bid.buy_now = order.buy_now)
+)]
 pub async fn place(pool: &PgPool, order: &BidOrder) -> Result<BidReceipt, AuctionError> {
     let mut attempt = 1;
     loop {
@@ -178,6 +178,7 @@ pub async fn place(pool: &PgPool, order: &BidOrder) -> Result<BidReceipt, Auctio
 /// one row lock and one commit for all of them. Each order is decided as if it ran alone right
 /// after the ones before it; one's refusal is its own answer and leaves the others as they are.
 /// An error of the database is every order's.
+#[tracing::instrument(skip_all, fields(bids = orders.len()))]
 pub async fn place_together(
     pool: &PgPool,
     auction_id: AuctionId,
