@@ -2,6 +2,7 @@
 //! mail server is configured, so development and tests need no server).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use lettre::{
     AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
@@ -99,7 +100,16 @@ pub enum Mailer {
     /// A pooled SMTP connection.
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     /// One `.eml` file per message, for development and tests.
-    Files(AsyncFileTransport<Tokio1Executor>),
+    Files(MailFolder),
+}
+
+/// The folder the `.eml` files go to, written one file at a time per process: a batch's messages
+/// written at once each took a blocking thread of their own and queued for the folder in the
+/// kernel (under the bids bench, the worker spun on the directory's lock and switched threads).
+#[derive(Debug, Clone)]
+pub struct MailFolder {
+    transport: AsyncFileTransport<Tokio1Executor>,
+    writing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How long one SMTP exchange may take; a sender's lease on a notification outlasts it.
@@ -120,7 +130,7 @@ impl Mailer {
                 std::fs::create_dir_all(mail_dir).map_err(|e| {
                     MailError::Permanent(format!("failed to create mail folder {}: {e}", mail_dir.display()))
                 })?;
-                Ok(Self::Files(AsyncFileTransport::new(mail_dir)))
+                Ok(Self::Files(MailFolder { transport: AsyncFileTransport::new(mail_dir), writing: Arc::default() }))
             }
         }
     }
@@ -130,7 +140,10 @@ impl Mailer {
         match self {
             Self::Smtp(smtp) => smtp.send(msg).await.map(drop).map_err(MailError::from),
             // Without the envelope feature the file transport only fails on I/O, e.g. a full disk.
-            Self::Files(files) => files.send(msg).await.map(drop).map_err(|e| MailError::Transient(e.to_string())),
+            Self::Files(folder) => {
+                let _turn = folder.writing.lock().await;
+                folder.transport.send(msg).await.map(drop).map_err(|e| MailError::Transient(e.to_string()))
+            }
         }
     }
 }
