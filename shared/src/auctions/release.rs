@@ -16,8 +16,8 @@ pub enum ReleaseOutcome {
     StillLeading,
     /// No such hold.
     Missing,
-    /// Another transaction (a bid, a deposit, another batch) held the hold's auction or its
-    /// bidder's wallet at that moment and the batch did not wait for it: nothing was decided (only
+    /// Another transaction (a bid, a deposit, a settlement, another batch) held the hold's auction,
+    /// its bidder's user row or their wallet at that moment and the batch did not wait for it: nothing was decided (only
     /// with [`Wait::No`]).
     Busy,
 }
@@ -40,7 +40,7 @@ impl ReleaseOutcome {
 pub enum Wait {
     /// Wait for them: every hold is decided.
     ForBids,
-    /// Do not: the holds whose auction or bidder's wallet another transaction holds at that moment
+    /// Do not: the holds whose auction, bidder or bidder's wallet another transaction holds at that moment
     /// come back [`ReleaseOutcome::Busy`], undecided, so a batch never keeps what it took locked
     /// while it waits for something else.
     No,
@@ -49,8 +49,9 @@ pub enum Wait {
 /// Releases each of `hold_ids` that is not the leading hold of an auction still live or awaiting
 /// settlement, and tells outbid bidders, in one statement and one commit: the SQL function
 /// `release_holds`, or with [`Wait::No`] `release_idle_holds`
-/// (migrations/20261203000005_release_as_a_set.sql), which take every lock in the order bids take
-/// them, so they cannot deadlock with bids, then end the releasable holds as a set with
+/// (migrations/20261206000001_release_takes_bidders_first.sql), which take every lock in the order
+/// bids and settlements take them (auctions, then user rows, which bids do not take, then
+/// accounts), so they cannot deadlock with either, then end the releasable holds as a set with
 /// `release_locked_holds` (migrations/20261204000001_notifications_as_a_set.sql), which also makes
 /// their outbid notifications as a set. Answers each element of `hold_ids` in order: a hold given twice is
 /// released by the first and `AlreadyEnded` for the second, as two calls would find it.

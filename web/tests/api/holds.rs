@@ -272,6 +272,52 @@ async fn a_release_batch_does_not_wait_for_a_wallet_another_transaction_holds(po
     app.assert_audit_clean().await;
 }
 
+/// A settlement paying or telling a bidder locks their user row, then their wallet. A release batch
+/// that took her wallet first and then waited for her row (for her outbid event) deadlocked with it.
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn a_release_batch_does_not_wait_for_a_bidder_a_settlement_holds(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let ([_, second_auction], [minjis_hold, _], minji) = two_outbid_holds(&app).await;
+    let (junho, seoyeon) = (app.login("junho", PASSWORD).await, app.user_token("seoyeon").await);
+    app.deposit(&seoyeon, 100_000).await;
+    assert_eq!(app.bid(&seoyeon, second_auction, 13_000).await.status(), 201);
+    let junhos_hold: HoldId = sqlx::query_scalar(
+        "SELECT h.id FROM holds h JOIN users u ON u.id = h.user_id WHERE h.auction_id = $1 AND u.username = 'junho'",
+    )
+    .bind(second_auction)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let minjis_id: i64 = sqlx::query_scalar("SELECT user_id FROM holds WHERE id = $1")
+        .bind(minjis_hold)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let mut settlement = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(minjis_id)
+        .execute(&mut *settlement)
+        .await
+        .unwrap();
+
+    let mut conn = app.pool.acquire().await.unwrap();
+    let outcomes = release_without_waiting(&mut conn, &[minjis_hold, junhos_hold]).await;
+    assert_eq!(outcomes, [ReleaseOutcome::Busy, ReleaseOutcome::Released]);
+    assert_eq!(app.wallet(&junho).await, (88_000, 12_000), "junho's hold on the second auction came back");
+    // The settlement goes on to her wallet, which the batch left alone.
+    let wallet =
+        sqlx::query("SELECT 1 FROM accounts WHERE user_id = $1 FOR UPDATE").bind(minjis_id).execute(&mut *settlement);
+    tokio::time::timeout(std::time::Duration::from_secs(5), wallet)
+        .await
+        .expect("the settlement waited for the release batch")
+        .unwrap();
+    settlement.commit().await.unwrap();
+
+    assert_eq!(release_outbid_holds(&mut conn, &[minjis_hold], Wait::No).await.unwrap(), [ReleaseOutcome::Released]);
+    assert_eq!(app.wallet(&minji).await, (90_000, 10_000));
+    app.assert_audit_clean().await;
+}
+
 #[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_release_owed_to_a_hold_that_leads_again_or_has_ended_waits_for_no_bid(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
