@@ -64,7 +64,7 @@ macro_rules! list_sql {
             auction_select!(),
             " WHERE ($1::bigint IS NULL OR a.national OR a.region_path @> ARRAY[$1::bigint]) \
                 AND ($2::bigint IS NULL OR a.category_id = $2) \
-                AND ($3::text IS NULL OR a.title ILIKE $3) \
+                AND ($3::text IS NULL OR a.id IN (SELECT t.auction_id FROM auction_titles t WHERE t.title ILIKE $3)) \
                 AND ($4::bigint IS NULL OR a.current_price >= $4) \
                 AND ($5::bigint IS NULL OR a.current_price <= $5) \
                 AND ($6::text IS NULL OR CASE $6::text \
