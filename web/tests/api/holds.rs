@@ -205,6 +205,22 @@ async fn two_outbid_holds(app: &TestApp) -> ([i64; 2], [HoldId; 2], String) {
     (auctions, outbid, minji)
 }
 
+/// Seoyeon outbids junho on `auction` (the second of [`two_outbid_holds`]): his hold there is owed a
+/// release too. Returns junho's token and that hold.
+async fn junho_outbid_on(app: &TestApp, auction: i64) -> (String, HoldId) {
+    let (junho, seoyeon) = (app.login("junho", PASSWORD).await, app.user_token("seoyeon").await);
+    app.deposit(&seoyeon, 100_000).await;
+    assert_eq!(app.bid(&seoyeon, auction, 13_000).await.status(), 201);
+    let junhos_hold = sqlx::query_scalar(
+        "SELECT h.id FROM holds h JOIN users u ON u.id = h.user_id WHERE h.auction_id = $1 AND u.username = 'junho'",
+    )
+    .bind(auction)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    (junho, junhos_hold)
+}
+
 /// A transaction holding `auction`'s row lock, as a bid in progress does, until it commits.
 async fn bid_in_progress(app: &TestApp, auction: i64) -> sqlx::Transaction<'static, sqlx::Postgres> {
     let mut bid = app.pool.begin().await.unwrap();
@@ -241,17 +257,7 @@ async fn a_release_batch_does_not_wait_for_a_bid_holding_one_of_its_auctions(poo
 async fn a_release_batch_does_not_wait_for_a_wallet_another_transaction_holds(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let ([_, second_auction], [minjis_hold, _], minji) = two_outbid_holds(&app).await;
-    // Seoyeon outbids junho on the second auction: his hold there is owed a release too.
-    let (junho, seoyeon) = (app.login("junho", PASSWORD).await, app.user_token("seoyeon").await);
-    app.deposit(&seoyeon, 100_000).await;
-    assert_eq!(app.bid(&seoyeon, second_auction, 13_000).await.status(), 201);
-    let junhos_hold: HoldId = sqlx::query_scalar(
-        "SELECT h.id FROM holds h JOIN users u ON u.id = h.user_id WHERE h.auction_id = $1 AND u.username = 'junho'",
-    )
-    .bind(second_auction)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let (junho, junhos_hold) = junho_outbid_on(&app, second_auction).await;
     // Minji's wallet is in use, as it is while her next bid or a deposit moves her money.
     let mut wallet_in_use = app.pool.begin().await.unwrap();
     sqlx::query("SELECT 1 FROM accounts WHERE user_id = (SELECT user_id FROM holds WHERE id = $1) FOR UPDATE")
@@ -278,16 +284,7 @@ async fn a_release_batch_does_not_wait_for_a_wallet_another_transaction_holds(po
 async fn a_release_batch_does_not_wait_for_a_bidder_a_settlement_holds(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let ([_, second_auction], [minjis_hold, _], minji) = two_outbid_holds(&app).await;
-    let (junho, seoyeon) = (app.login("junho", PASSWORD).await, app.user_token("seoyeon").await);
-    app.deposit(&seoyeon, 100_000).await;
-    assert_eq!(app.bid(&seoyeon, second_auction, 13_000).await.status(), 201);
-    let junhos_hold: HoldId = sqlx::query_scalar(
-        "SELECT h.id FROM holds h JOIN users u ON u.id = h.user_id WHERE h.auction_id = $1 AND u.username = 'junho'",
-    )
-    .bind(second_auction)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let (junho, junhos_hold) = junho_outbid_on(&app, second_auction).await;
     let minjis_id: i64 = sqlx::query_scalar("SELECT user_id FROM holds WHERE id = $1")
         .bind(minjis_hold)
         .fetch_one(&app.pool)
