@@ -16,9 +16,10 @@ pub enum ReleaseOutcome {
     StillLeading,
     /// No such hold.
     Missing,
-    /// Another transaction (a bid, a deposit, a settlement, another batch) held the hold's auction,
-    /// its bidder's user row or their wallet at that moment and the batch did not wait for it: nothing was decided (only
-    /// with [`Wait::No`]).
+    /// Nothing was decided: another transaction (a bid, a deposit, a settlement, another batch) held
+    /// the hold's auction, its bidder's user row or their wallet at that moment and the batch did not
+    /// wait for it ([`Wait::No`]), or the hold led its auction when the batch chose whose wallets to
+    /// take and was outbid while the batch waited for that auction ([`Wait::ForBids`]).
     Busy,
 }
 
@@ -38,7 +39,8 @@ impl ReleaseOutcome {
 /// Whether a release waits for the bids holding its holds' auctions and bidders' wallets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
-    /// Wait for them: every hold is decided.
+    /// Wait for them: every hold is decided, except one outbid while the batch waited (see
+    /// [`ReleaseOutcome::Busy`]).
     ForBids,
     /// Do not: the holds whose auction, bidder or bidder's wallet another transaction holds at that moment
     /// come back [`ReleaseOutcome::Busy`], undecided, so a batch never keeps what it took locked

@@ -97,7 +97,10 @@ const BUSY_TRIES: u32 = 4;
 /// Takes every hold waiting (up to [`MAX_BATCH`]) and releases them in one statement that skips the
 /// auctions and wallets other transactions hold at that moment; those holds are offered again after [`BUSY_PAUSE`],
 /// and after [`BUSY_TRIES`] busy answers released by a statement that waits (a hot auction is never
-/// free for long). Answers each waiter, and repeats until every batcher is gone and no hold waits.
+/// free for long). Even that statement can leave a hold undecided: one that led its auction when the
+/// statement chose whose wallets to take, and was outbid by the bid it then waited for. Such a hold
+/// is offered again like a busy one, never dropped (its delivery would fail and wait for the queue's
+/// retry). Answers each waiter, and repeats until every batcher is gone and no hold waits.
 async fn release_batches(pool: PgPool, mut queue: mpsc::Receiver<(HoldId, Reply)>) {
     let mut arrived = Vec::with_capacity(MAX_BATCH);
     let mut busy: Vec<Waiter> = Vec::new();
@@ -115,10 +118,11 @@ async fn release_batches(pool: PgPool, mut queue: mpsc::Receiver<(HoldId, Reply)
             }
         }
         let (stubborn, retried): (Vec<Waiter>, Vec<Waiter>) = busy.drain(..).partition(|w| w.busy >= BUSY_TRIES);
-        run_batch(&pool, stubborn, Wait::ForBids).await;
+        let mut undecided = run_batch(&pool, stubborn, Wait::ForBids).await;
         let batch =
             retried.into_iter().chain(arrived.drain(..).map(|(hold_id, reply)| Waiter { hold_id, reply, busy: 0 }));
         busy = run_batch(&pool, batch.collect(), Wait::No).await;
+        busy.append(&mut undecided);
     }
 }
 

@@ -280,6 +280,53 @@ async fn a_release_batch_does_not_wait_for_a_wallet_another_transaction_holds(po
 
 /// A settlement paying or telling a bidder locks their user row, then their wallet. A release batch
 /// that took her wallet first and then waited for her row (for her outbid event) deadlocked with it.
+/// Even the release statement that waits ([`Wait::ForBids`]) can leave a hold undecided: one that led
+/// its auction when the statement chose whose wallets to take, and that the bid it then waited for
+/// outbid. It answers busy (nothing moved), and the next release of that hold releases it; the worker's
+/// batcher offers such a hold again instead of dropping it.
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn a_hold_outbid_while_the_waiting_release_waited_is_busy_then_released(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let ([auction, _], [minjis_hold, _], minji) = two_outbid_holds(&app).await;
+    let (junho, seoyeon) = (app.login("junho", PASSWORD).await, app.user_token("seoyeon").await);
+    app.deposit(&seoyeon, 100_000).await;
+    let junhos_hold: HoldId = sqlx::query_scalar("SELECT leader_hold_id FROM auctions WHERE id = $1")
+        .bind(auction)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let seoyeons_id: i64 =
+        sqlx::query_scalar("SELECT id FROM users WHERE username = 'seoyeon'").fetch_one(&app.pool).await.unwrap();
+
+    let mut seoyeons_bid = bid_in_progress(&app, auction).await;
+    let mut conn = app.pool.acquire().await.unwrap().detach();
+    let release =
+        tokio::spawn(async move { release_outbid_holds(&mut conn, &[minjis_hold, junhos_hold], Wait::ForBids).await });
+    let waiting =
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%release_holds(%'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while sqlx::query_scalar::<_, i64>(waiting).fetch_one(&app.pool).await.unwrap() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the release never waited for the bid");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The release chose whose wallets to take while junho led; now seoyeon's bid outbids him.
+    sqlx::query("SELECT place_bid($1, $2, 13000, NULL, false, NULL, NULL)")
+        .bind(auction)
+        .bind(seoyeons_id)
+        .execute(&mut *seoyeons_bid)
+        .await
+        .unwrap();
+    seoyeons_bid.commit().await.unwrap();
+
+    let outcomes = release.await.unwrap().unwrap();
+    assert_eq!(outcomes, [ReleaseOutcome::Released, ReleaseOutcome::Busy]);
+    assert_eq!(app.wallet(&junho).await, (76_000, 24_000), "nothing moved for junho");
+    assert_eq!(app.jobs.releases.release(junhos_hold).await.unwrap(), ReleaseOutcome::Released);
+    assert_eq!(app.wallet(&junho).await, (88_000, 12_000), "only his lead on the other auction is held");
+    assert_eq!(app.wallet(&minji).await, (90_000, 10_000));
+    app.assert_audit_clean().await;
+}
+
 #[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_release_batch_does_not_wait_for_a_bidder_a_settlement_holds(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
