@@ -8,6 +8,8 @@
 //! and the report gives our accepted bids per second as a share of it; each measured run is then
 //! also followed by a wait until it has no releases or emails left owed (`follow_up_drain_secs`), and
 //! each closed loop reports how many of them an accepted bid caused (`follow_ups_per_accepted_bid`).
+//! Then pgbench calls `place_bid` straight for as long (`engine`, see `engine.rs`): the engine
+//! without HTTP, and without the web's batching of one auction's waiting bids.
 //! Bidders bid the last amount they know to be acceptable (from bid answers and `bid_too_low` details) rather than reading the
 //! auction first, so the server sees as many bid attempts as it can take.
 
@@ -181,11 +183,26 @@ pub async fn run(api: &Api, options: Options<'_>) -> anyhow::Result<Value> {
             open.push(open_loop(api, name, &crowd, &fresh, rate, duration).await);
             drains.push(drain_follow_ups(pool.as_ref()).await?);
         }
-        let reference = match database_url {
-            Some(url) => Some(super::reference::run(url, auctions, bidders, duration).await?),
-            None => None,
+        let (reference, engine) = match database_url {
+            Some(url) => {
+                let reference = super::reference::run(url, auctions, bidders, duration).await?;
+                let fresh = seed::create_auctions(api, &sellers, auctions as usize, name).await?;
+                let ids: Vec<i64> = fresh.iter().map(|a| a.id).collect();
+                let bidder_ids: Vec<i64> = closed_loop_bidders.iter().map(|b| b.user_id).collect();
+                eprintln!("{name}: place_bid from pgbench on {} auctions for {duration:?}", ids.len());
+                let engine = super::engine::run(url, &ids, &bidder_ids, bidders, duration).await?;
+                drains.push(drain_follow_ups(pool.as_ref()).await?);
+                (Some(reference), Some(engine))
+            }
+            None => (None, None),
         };
         let mut judged = judge(name, closed, open, reference, max_rate);
+        if let Some(engine) = engine {
+            let tps = judged["reference"]["tps"].as_f64().unwrap_or(0.0);
+            let accepted = engine["accepted_per_sec"].as_f64().unwrap_or(0.0);
+            judged["engine_share_of_reference"] = json!((tps > 0.0).then(|| crate::stats::round(accepted / tps)));
+            judged["engine"] = engine;
+        }
         judged["follow_up_drain_secs"] = json!(drains.into_iter().flatten().collect::<Vec<_>>());
         phases.push(judged);
     }

@@ -3,6 +3,7 @@
 pub mod bids;
 pub mod chat;
 pub mod close;
+pub mod engine;
 pub mod fanout;
 pub mod flood;
 pub mod jobs;

@@ -50,26 +50,62 @@ CREATE TABLE bench_reference.outbox (id BIGSERIAL PRIMARY KEY, kind TEXT NOT NUL
 pub async fn run(database_url: &str, auctions: u32, clients: usize, duration: Duration) -> anyhow::Result<Value> {
     let mut conn = PgConnection::connect(database_url).await.context("the reference needs the database")?;
     conn.execute(SCHEMA).await.context("failed to create the reference tables")?;
-    let script = std::env::temp_dir().join(format!("neighborbid-bench-reference-{}.sql", std::process::id()));
-    std::fs::write(&script, SCRIPT)?;
-    let output = tokio::process::Command::new("pgbench")
-        .args(["--no-vacuum", "--protocol=prepared", "--file"])
-        .arg(&script)
-        .args(["--client", &clients.to_string(), "--jobs", "2", "--time", &duration.as_secs().max(1).to_string()])
-        .args(["--define", &format!("auctions={auctions}"), database_url])
+    let report = pgbench(database_url, SCRIPT, clients, duration, &[("auctions", auctions as usize)]).await;
+    conn.execute("DROP SCHEMA bench_reference CASCADE").await?;
+    let report = report?;
+    Ok(json!({
+        "auctions": auctions,
+        "clients": clients,
+        "tps": report.tps,
+        "latency_average_ms": report.latency_average_ms,
+    }))
+}
+
+/// What pgbench reported of a run.
+pub struct PgbenchReport {
+    pub tps: f64,
+    pub latency_average_ms: Option<f64>,
+}
+
+/// Runs `script` with `clients` pgbench clients (prepared statements) for `duration`, each of
+/// `defines` set as a pgbench variable.
+pub async fn pgbench(
+    database_url: &str,
+    script: &str,
+    clients: usize,
+    duration: Duration,
+    defines: &[(&str, usize)],
+) -> anyhow::Result<PgbenchReport> {
+    let path =
+        std::env::temp_dir().join(format!("neighborbid-bench-{}-{}.sql", std::process::id(), rand::random::<u32>()));
+    std::fs::write(&path, script)?;
+    let mut command = tokio::process::Command::new("pgbench");
+    command.args(["--no-vacuum", "--protocol=prepared", "--file"]).arg(&path).args([
+        "--client",
+        &clients.to_string(),
+        "--jobs",
+        "2",
+        "--time",
+        &duration.as_secs().max(1).to_string(),
+    ]);
+    for (name, value) in defines {
+        command.args(["--define", &format!("{name}={value}")]);
+    }
+    let output = command
+        .arg(database_url)
         .output()
         .await
         .context("pgbench did not start (it comes with PostgreSQL's client packages)");
-    let _ = std::fs::remove_file(&script);
+    let _ = std::fs::remove_file(&path);
     let output = output?;
-    conn.execute("DROP SCHEMA bench_reference CASCADE").await?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!("pgbench failed: {}{}", stdout, String::from_utf8_lossy(&output.stderr));
     }
-    let tps = parse(&stdout, "tps = ").context("no tps in pgbench's output")?;
-    let latency_ms = parse(&stdout, "latency average = ");
-    Ok(json!({ "auctions": auctions, "clients": clients, "tps": tps, "latency_average_ms": latency_ms }))
+    Ok(PgbenchReport {
+        tps: parse(&stdout, "tps = ").context("no tps in pgbench's output")?,
+        latency_average_ms: parse(&stdout, "latency average = "),
+    })
 }
 
 /// The number after `prefix` on its line of pgbench's report.
