@@ -362,6 +362,63 @@ async fn a_release_batch_does_not_wait_for_a_bidder_a_settlement_holds(pool: PgP
     app.assert_audit_clean().await;
 }
 
+/// A bid moves its bidder's money with a ledger transfer, which locked the two accounts in the order
+/// the heap returned them; a release batch takes a wallet's accounts in id order. After a deposit the
+/// available account lies after the held one in the heap, so each took one account and waited for
+/// the other, and PostgreSQL failed one of them a second later (the bid, retried by the web, answered
+/// late; a failed release waited for its job's retry). Transfers take them in id order now.
+#[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
+async fn a_bid_and_a_release_taking_the_same_wallet_do_not_deadlock(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let seller = app.user_token("seller").await;
+    let minji = app.user_token("minji").await;
+    app.deposit(&minji, 50_000).await;
+    let auction = app.create_auction(&seller, json!({})).await["id"].as_i64().unwrap();
+    let (available, held): (i64, i64) = sqlx::query_as(
+        "SELECT max(c.id) FILTER (WHERE kind = 'available'), max(c.id) FILTER (WHERE kind = 'held') \
+         FROM accounts c JOIN users u ON u.id = c.user_id WHERE u.username = 'minji'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    // With its statistics, the small table is scanned in heap order, as a large one is by a bitmap scan.
+    sqlx::query("ANALYZE accounts").execute(&app.pool).await.unwrap();
+    let first_in_heap: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE id IN ($1, $2) ORDER BY ctid LIMIT 1")
+        .bind(available)
+        .bind(held)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(available < held && first_in_heap == held, "the deposit moved her available account after the held one");
+
+    // A release batch freeing another of her holds has taken her available account, the first in id order.
+    let mut release = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE")
+        .bind(available)
+        .execute(&mut *release)
+        .await
+        .unwrap();
+    let bid = app.request(Method::POST, &format!("/api/v1/auctions/{auction}/bids"));
+    let bid = tokio::spawn(bid.bearer_auth(&minji).json(&json!({ "amount": 20_000 })).send());
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%place_bid(%'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while sqlx::query_scalar::<_, i64>(waiting).fetch_one(&app.pool).await.unwrap() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the bid never waited for her wallet");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The batch goes on to her held account, which the waiting bid must not have taken.
+    sqlx::query("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE NOWAIT")
+        .bind(held)
+        .execute(&mut *release)
+        .await
+        .expect("the waiting bid holds her held account");
+    release.commit().await.unwrap();
+
+    assert_eq!(bid.await.unwrap().unwrap().status(), 201);
+    assert_eq!(app.wallet(&minji).await, (30_000, 20_000));
+    app.assert_audit_clean().await;
+}
+
 #[sqlx::test(migrator = "neighborbid_shared::db::MIGRATOR")]
 async fn a_release_owed_to_a_hold_that_leads_again_or_has_ended_waits_for_no_bid(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
