@@ -58,16 +58,12 @@ pub async fn run(
     let mut conn = PgConnection::connect(database_url).await.context("the engine run needs the database")?;
     conn.execute(SCHEMA).await.context("failed to create the engine run's schema")?;
     sqlx::query(
-        "INSERT INTO bench_engine.auctions (position, id) \
-         SELECT n, id FROM unnest($1::bigint[]) WITH ORDINALITY AS t(id, n)",
+        "WITH auctions AS (INSERT INTO bench_engine.auctions (position, id) \
+                           SELECT n, id FROM unnest($1::bigint[]) WITH ORDINALITY AS t(id, n)) \
+         INSERT INTO bench_engine.bidders (position, id) \
+         SELECT n, id FROM unnest($2::bigint[]) WITH ORDINALITY AS t(id, n)",
     )
     .bind(auctions)
-    .execute(&mut conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO bench_engine.bidders (position, id) \
-         SELECT n, id FROM unnest($1::bigint[]) WITH ORDINALITY AS t(id, n)",
-    )
     .bind(bidders)
     .execute(&mut conn)
     .await?;

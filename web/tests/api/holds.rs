@@ -228,6 +228,16 @@ async fn bid_in_progress(app: &TestApp, auction: i64) -> sqlx::Transaction<'stat
     bid
 }
 
+/// Returns once a statement containing `statement` waits for a lock; fails with `never` after 5 s.
+async fn wait_for_a_lock(app: &TestApp, statement: &str, never: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0";
+    while sqlx::query_scalar::<_, i64>(waiting).bind(statement).fetch_one(&app.pool).await.unwrap() == 0 {
+        assert!(std::time::Instant::now() < deadline, "{never}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// Releases `holds` in a batch that does not wait ([`Wait::No`]); fails the test if it waits anyway.
 async fn release_without_waiting(conn: &mut sqlx::PgConnection, holds: &[HoldId]) -> Vec<ReleaseOutcome> {
     tokio::time::timeout(std::time::Duration::from_secs(5), release_outbid_holds(conn, holds, Wait::No))
@@ -302,13 +312,7 @@ async fn a_hold_outbid_while_the_waiting_release_waited_is_busy_then_released(po
     let mut conn = app.pool.acquire().await.unwrap().detach();
     let release =
         tokio::spawn(async move { release_outbid_holds(&mut conn, &[minjis_hold, junhos_hold], Wait::ForBids).await });
-    let waiting =
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%release_holds(%'";
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while sqlx::query_scalar::<_, i64>(waiting).fetch_one(&app.pool).await.unwrap() == 0 {
-        assert!(std::time::Instant::now() < deadline, "the release never waited for the bid");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_for_a_lock(&app, "release_holds(", "the release never waited for the bid").await;
     // The release chose whose wallets to take while junho led; now seoyeon's bid outbids him.
     sqlx::query("SELECT place_bid($1, $2, 13000, NULL, false, NULL, NULL)")
         .bind(auction)
@@ -400,12 +404,7 @@ async fn a_bid_and_a_release_taking_the_same_wallet_do_not_deadlock(pool: PgPool
         .unwrap();
     let bid = app.request(Method::POST, &format!("/api/v1/auctions/{auction}/bids"));
     let bid = tokio::spawn(bid.bearer_auth(&minji).json(&json!({ "amount": 20_000 })).send());
-    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%place_bid(%'";
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while sqlx::query_scalar::<_, i64>(waiting).fetch_one(&app.pool).await.unwrap() == 0 {
-        assert!(std::time::Instant::now() < deadline, "the bid never waited for her wallet");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_for_a_lock(&app, "place_bid(", "the bid never waited for her wallet").await;
     // The batch goes on to her held account, which the waiting bid must not have taken.
     sqlx::query("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE NOWAIT")
         .bind(held)
