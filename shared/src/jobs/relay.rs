@@ -73,17 +73,20 @@ pub async fn relay_batch<J: Job>(
     if batch.is_empty() {
         return Ok(0);
     }
-    // apalis-redis ignores a push whose id it still holds, finished jobs included until a worker
-    // vacuums them (every 5 s). A follow-up recorded again right after its job finished (a hold
-    // that was leading when its release ran, outbid again a moment later) would then wait for the
-    // sweep; clearing finished jobs first lets it through.
-    queues::vacuum_done(&mut redis.clone(), prefix, J::QUEUE).await.map_err(RelayError::redis)?;
-    // A job of the same id that a worker is running may already have looked at the state this
-    // row's change came after, and the push would be ignored: such rows stay unrelayed until that
-    // job has finished (the next pass, as a rule). A waiting or dead job of that id stays as it is:
-    // a waiting one will look at the state when it runs; a dead one waits for an operator.
+    // apalis-redis ignores a push whose id it still holds. A job of the same id that a worker is
+    // running may already have looked at the state this row's change came after, and the push
+    // would be ignored: such rows stay unrelayed until that job has finished (the next pass, as a
+    // rule). A waiting or dead job of that id stays as it is: a waiting one will look at the state
+    // when it runs; a dead one waits for an operator.
     let job_ids: Vec<String> = batch.iter().map(|(_, job)| job_id(job)).collect();
     let running = queues::running(&mut redis.clone(), prefix, J::QUEUE, &job_ids).await.map_err(RelayError::redis)?;
+    // Finished jobs are held too, until a worker vacuums them (every 5 s): a follow-up recorded
+    // again right after its job finished (a hold that was leading when its release ran, outbid
+    // again a moment later) would wait for the sweep. Clearing them lets it through. Only after
+    // the look at what runs: a job that finished between this vacuum and that look would be
+    // neither running nor cleared, and its push ignored, so the row marked relayed would wait
+    // for the sweep (a minute). One that finishes after this vacuum was running at the look.
+    queues::vacuum_done(&mut redis.clone(), prefix, J::QUEUE).await.map_err(RelayError::redis)?;
     let (ids, tasks): (Vec<i64>, Vec<_>) = batch
         .into_iter()
         .zip(job_ids)
