@@ -1,10 +1,13 @@
 //! Running jobs: the apalis worker for one kind of job, and the same work run in-process for tests.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use apalis::layers::retry::backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
 use apalis::layers::retry::{BackoffRetryPolicy, HasherRng, RetryPolicy};
 use apalis::prelude::*;
+use apalis_core::backend::ext::poll_strategy::{PollSnapshot, PollStrategy, PollWith};
 use sqlx::Connection;
 
 use super::{Job, JobContext, JobError, Queue, job_id, queues};
@@ -16,14 +19,43 @@ const POLL: Duration = Duration::from_millis(50);
 /// A job running longer than this is cut off and retried.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Wakes a worker every [`POLL`] to look for jobs. apalis-core 1.0's own interval strategy
+/// (`poll_with_interval`) starts each next delay without polling it, so once a worker is idle
+/// nothing wakes it until its heartbeat: a bids bench saw the release queue hold 2,000 jobs due for
+/// 4.5 s with none fetched, then a burst of refunds that stalled the bids. This one registers the
+/// next wake-up as it starts it.
+struct EveryPoll {
+    next: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl EveryPoll {
+    fn new() -> Self {
+        Self { next: Box::pin(tokio::time::sleep(POLL)) }
+    }
+}
+
+impl PollStrategy for EveryPoll {
+    fn poll_drive(&mut self, cx: &mut Context<'_>, _: &PollSnapshot) -> Poll<Option<()>> {
+        if self.next.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.next.as_mut().reset(tokio::time::Instant::now() + POLL);
+        // Polled now so that its timer wakes the worker, whatever else does or does not.
+        let _ = self.next.as_mut().poll(cx);
+        Poll::Ready(Some(()))
+    }
+}
+
 /// Adds to `monitor` a worker running `J` with `concurrency` jobs at once, restarted by the monitor
 /// whenever its stream fails.
 pub fn register<J: Job>(monitor: Monitor, ctx: &JobContext, concurrency: usize) -> Monitor {
     let (ctx, name) = (ctx.clone(), worker_name(J::QUEUE));
     let in_flight = concurrency * J::IN_FLIGHT_PER_SLOT;
     monitor.register(move |_restarts: usize| {
-        let storage =
-            queues::worker_storage::<J>(ctx.redis.clone(), &ctx.prefix, J::QUEUE, in_flight).poll_with_interval(POLL);
+        let storage = PollWith::new(
+            queues::worker_storage::<J>(ctx.redis.clone(), &ctx.prefix, J::QUEUE, in_flight),
+            EveryPoll::new(),
+        );
         // Retry outermost, as in apalis' examples: each attempt gets its own span, and a panic or a
         // timeout inside is one failed attempt.
         WorkerBuilder::new(name.clone())
@@ -126,6 +158,41 @@ pub async fn run_recorded<J: Job>(ctx: &JobContext) -> Result<usize, JobError> {
         for (_, job) in batch {
             job.run(ctx).await?;
             ran += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct CountWakes(AtomicUsize);
+
+    impl Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A worker with nothing to do is woken every period, not just once: apalis-core's interval
+    /// strategy woke it once, and then not again until its heartbeat.
+    #[tokio::test]
+    async fn an_idle_worker_is_woken_every_poll_period() {
+        let wakes = Arc::new(CountWakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let (mut strategy, snapshot) = (EveryPoll::new(), PollSnapshot::default());
+        assert!(strategy.poll_drive(&mut cx, &snapshot).is_pending());
+        for period in 1..=3 {
+            // Timers fire in deadline order: once this sleep ends, the strategy's earlier one has fired.
+            tokio::time::sleep(POLL * 3).await;
+            assert_eq!(wakes.0.load(Ordering::SeqCst), period, "the worker was not woken in period {period}");
+            assert!(strategy.poll_drive(&mut cx, &snapshot).is_ready());
         }
     }
 }
