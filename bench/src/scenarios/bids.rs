@@ -196,13 +196,7 @@ pub async fn run(api: &Api, options: Options<'_>) -> anyhow::Result<Value> {
             }
             None => (None, None),
         };
-        let mut judged = judge(name, closed, open, reference, max_rate);
-        if let Some(engine) = engine {
-            let tps = judged["reference"]["tps"].as_f64().unwrap_or(0.0);
-            let accepted = engine["accepted_per_sec"].as_f64().unwrap_or(0.0);
-            judged["engine_share_of_reference"] = json!((tps > 0.0).then(|| crate::stats::round(accepted / tps)));
-            judged["engine"] = engine;
-        }
+        let mut judged = judge(name, closed, open, reference, engine, max_rate);
         judged["follow_up_drain_secs"] = json!(drains.into_iter().flatten().collect::<Vec<_>>());
         phases.push(judged);
     }
@@ -426,10 +420,21 @@ async fn refresh(api: &Api, board: &Board, idx: usize, tally: &mut Tally) {
 }
 
 /// The phase's verdict: the closed-loop maximum as a share of the reference, and p99 at the
-/// loaded open-loop rate.
-fn judge(name: &str, closed: Value, open: Vec<Value>, reference: Option<Value>, max_rate: f64) -> Value {
+/// loaded open-loop rate; the engine's accepted rate as a share of the reference is reported, not judged.
+fn judge(
+    name: &str,
+    closed: Value,
+    open: Vec<Value>,
+    reference: Option<Value>,
+    engine: Option<Value>,
+    max_rate: f64,
+) -> Value {
     let mut checks = Vec::new();
-    let share = reference.as_ref().and_then(|r| r["tps"].as_f64()).map(|tps| crate::stats::round(max_rate / tps));
+    let tps = reference.as_ref().and_then(|r| r["tps"].as_f64()).filter(|tps| *tps > 0.0);
+    let share = tps.map(|tps| crate::stats::round(max_rate / tps));
+    let engine_share = tps
+        .zip(engine.as_ref().and_then(|e| e["accepted_per_sec"].as_f64()))
+        .map(|(tps, accepted)| crate::stats::round(accepted / tps));
     if let Some(share) = share {
         checks.push(Check::at_least("share_of_reference", MIN_SHARE_OF_REFERENCE, share));
     }
@@ -451,6 +456,8 @@ fn judge(name: &str, closed: Value, open: Vec<Value>, reference: Option<Value>, 
         "open_loop": open,
         "reference": reference,
         "share_of_reference": share,
+        "engine": engine,
+        "engine_share_of_reference": engine_share,
         "pass": all_pass(&checks),
         "checks": checks,
     })
